@@ -1,0 +1,388 @@
+//! The checkout request and its validation, shared by the gateway (which
+//! rejects bad input before any network hop) and order-service (which never
+//! trusts its caller either).
+//!
+//! Parse, don't validate: [`parse_checkout`] turns untrusted JSON into a
+//! [`CheckoutRequest`] whose fields are known good, or into the full list of
+//! field errors. It works on a `serde_json::Value` so every field gets its own
+//! clear message (`quantity` given as `1.5`, `"2"` or `1e20` is "must be an
+//! integer", not a generic deserialisation error).
+
+use std::{collections::HashSet, str::FromStr};
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::problem::FieldError;
+
+pub const MAX_ITEMS: usize = 50;
+pub const MAX_QUANTITY: i64 = 100;
+pub const MAX_EMAIL_LEN: usize = 254;
+
+/// A checkout whose every field passed validation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckoutRequest {
+    pub user_id: i64,
+    pub user_email: String,
+    pub items: Vec<CheckoutItem>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckoutItem {
+    pub product_id: i64,
+    pub quantity: i32,
+    /// The price the client saw; when present it must equal the catalog price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<Decimal>,
+}
+
+/// Validates a checkout body; duplicate `product_id` lines are rejected (the
+/// client should send one line per product with its quantity).
+pub fn parse_checkout(body: &Value) -> Result<CheckoutRequest, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let Some(object) = body.as_object() else {
+        return Err(vec![FieldError::new("", "the body must be a JSON object")]);
+    };
+    reject_unknown_fields(object, &["user_id", "user_email", "items"], "", &mut errors);
+
+    let user_id = positive_int(object.get("user_id"), "user_id", i64::MAX, &mut errors);
+    let user_email = email(object.get("user_email"), "user_email", &mut errors);
+    let items = items(object.get("items"), &mut errors);
+
+    match (user_id, user_email, items) {
+        (Some(user_id), Some(user_email), Some(items)) if errors.is_empty() => {
+            Ok(CheckoutRequest {
+                user_id,
+                user_email,
+                items,
+            })
+        }
+        _ => Err(errors),
+    }
+}
+
+fn reject_unknown_fields(
+    object: &Map<String, Value>,
+    known: &[&str],
+    prefix: &str,
+    errors: &mut Vec<FieldError>,
+) {
+    for key in object.keys().filter(|k| !known.contains(&k.as_str())) {
+        let shown: String = key.chars().take(64).collect();
+        errors.push(FieldError::new(format!("{prefix}{shown}"), "unknown field"));
+    }
+}
+
+fn positive_int(
+    value: Option<&Value>,
+    field: &str,
+    max: i64,
+    errors: &mut Vec<FieldError>,
+) -> Option<i64> {
+    let message = match value {
+        None | Some(Value::Null) => "is required".to_owned(),
+        Some(Value::Number(n)) => match n.as_i64() {
+            Some(v) if (1..=max).contains(&v) => return Some(v),
+            Some(_) if max == i64::MAX => "must be a positive integer".to_owned(),
+            Some(_) => format!("must be an integer from 1 to {max}"),
+            None if n.is_u64() => format!("must be at most {max}"),
+            None => "must be an integer".to_owned(),
+        },
+        Some(_) => "must be an integer".to_owned(),
+    };
+    errors.push(FieldError::new(field, message));
+    None
+}
+
+fn email(value: Option<&Value>, field: &str, errors: &mut Vec<FieldError>) -> Option<String> {
+    match value {
+        None | Some(Value::Null) => errors.push(FieldError::new(field, "is required")),
+        Some(Value::String(s)) => match check_email(s) {
+            Ok(()) => return Some(s.clone()),
+            Err(message) => errors.push(FieldError::new(field, message)),
+        },
+        Some(_) => errors.push(FieldError::new(field, "must be a string")),
+    }
+    None
+}
+
+fn items(value: Option<&Value>, errors: &mut Vec<FieldError>) -> Option<Vec<CheckoutItem>> {
+    let list = match value {
+        None | Some(Value::Null) => {
+            errors.push(FieldError::new("items", "is required"));
+            return None;
+        }
+        Some(Value::Array(list)) => list,
+        Some(_) => {
+            errors.push(FieldError::new("items", "must be an array"));
+            return None;
+        }
+    };
+    if list.is_empty() || list.len() > MAX_ITEMS {
+        errors.push(FieldError::new(
+            "items",
+            format!("must hold 1 to {MAX_ITEMS} entries"),
+        ));
+        return None;
+    }
+    let mut seen = HashSet::new();
+    let mut parsed = Vec::with_capacity(list.len());
+    for (i, entry) in list.iter().enumerate() {
+        let prefix = format!("items[{i}].");
+        let Some(object) = entry.as_object() else {
+            errors.push(FieldError::new(format!("items[{i}]"), "must be an object"));
+            continue;
+        };
+        reject_unknown_fields(
+            object,
+            &["product_id", "quantity", "price"],
+            &prefix,
+            errors,
+        );
+        let product_id = positive_int(
+            object.get("product_id"),
+            &format!("{prefix}product_id"),
+            i64::MAX,
+            errors,
+        );
+        let quantity = positive_int(
+            object.get("quantity"),
+            &format!("{prefix}quantity"),
+            MAX_QUANTITY,
+            errors,
+        );
+        let price = price(object.get("price"), &format!("{prefix}price"), errors);
+        if let Some(id) = product_id
+            && !seen.insert(id)
+        {
+            errors.push(FieldError::new(
+                format!("{prefix}product_id"),
+                "appears twice; send one line per product",
+            ));
+        }
+        if let (Some(product_id), Some(quantity), Ok(price)) = (product_id, quantity, price) {
+            let quantity = i32::try_from(quantity).expect("bounded by MAX_QUANTITY");
+            parsed.push(CheckoutItem {
+                product_id,
+                quantity,
+                price,
+            });
+        }
+    }
+    Some(parsed)
+}
+
+/// `Ok(None)` when absent; a string or a number that is a non-negative amount
+/// with at most two decimals.
+fn price(
+    value: Option<&Value>,
+    field: &str,
+    errors: &mut Vec<FieldError>,
+) -> Result<Option<Decimal>, ()> {
+    let raw = match value {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        Some(_) => {
+            errors.push(FieldError::new(
+                field,
+                "must be a decimal string or a number",
+            ));
+            return Err(());
+        }
+    };
+    match Decimal::from_str(raw.trim()) {
+        Ok(d) if d.is_sign_negative() => {
+            errors.push(FieldError::new(field, "must not be negative"))
+        }
+        Ok(d) if d.normalize().scale() > 2 => {
+            errors.push(FieldError::new(field, "must have at most two decimals"))
+        }
+        Ok(d) => return Ok(Some(d)),
+        Err(_) => errors.push(FieldError::new(
+            field,
+            "must be a decimal amount such as \"1299.99\"",
+        )),
+    }
+    Err(())
+}
+
+/// A deliberately strict address check: a dot-atom local part and a DNS domain
+/// with at least two labels. Quoted local parts, IP literals, comments and any
+/// control character are refused, because the address ends up in SMTP headers
+/// and envelopes.
+pub fn check_email(address: &str) -> Result<(), &'static str> {
+    if address.len() > MAX_EMAIL_LEN {
+        return Err("must be at most 254 characters");
+    }
+    if address.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err("must not contain spaces or control characters");
+    }
+    let Some((local, domain)) = address.rsplit_once('@') else {
+        return Err("must be an email address like name@example.com");
+    };
+    let local_ok = !local.is_empty()
+        && local.len() <= 64
+        && local.split('.').all(|atom| {
+            !atom.is_empty()
+                && atom
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~-".contains(c))
+        });
+    let labels: Vec<&str> = domain.split('.').collect();
+    let domain_ok = labels.len() >= 2
+        && labels.iter().all(|l| {
+            (1..=63).contains(&l.len())
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+        && labels
+            .last()
+            .is_some_and(|tld| tld.len() >= 2 && tld.chars().all(|c| c.is_ascii_alphabetic()));
+    if local_ok && domain_ok {
+        Ok(())
+    } else {
+        Err("must be an email address like name@example.com")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn seed_body() -> Value {
+        json!({"user_id": 1, "user_email": "test@example.com",
+               "items": [{"product_id": 1, "quantity": 1, "price": "1299.99"}]})
+    }
+
+    fn fields(body: Value) -> Vec<String> {
+        parse_checkout(&body)
+            .unwrap_err()
+            .into_iter()
+            .map(|e| e.field)
+            .collect()
+    }
+
+    #[test]
+    fn the_seed_checkout_body_is_valid() {
+        let request = parse_checkout(&seed_body()).unwrap();
+        assert_eq!(request.user_id, 1);
+        assert_eq!(
+            request.items[0].price,
+            Some(Decimal::from_str("1299.99").unwrap())
+        );
+    }
+
+    #[test]
+    fn price_is_optional_and_may_be_a_number() {
+        let mut body = seed_body();
+        body["items"][0]["price"] = json!(1299.99);
+        assert_eq!(
+            parse_checkout(&body).unwrap().items[0].price,
+            Some(Decimal::from_str("1299.99").unwrap())
+        );
+        body["items"][0].as_object_mut().unwrap().remove("price");
+        assert_eq!(parse_checkout(&body).unwrap().items[0].price, None);
+    }
+
+    #[test]
+    fn quantities_that_are_not_small_positive_integers_are_rejected() {
+        for bad in [
+            json!(-1),
+            json!(0),
+            json!(1.5),
+            json!("2"),
+            json!(1e20),
+            json!(101),
+            json!(9223372036854775808u64),
+        ] {
+            let mut body = seed_body();
+            body["items"][0]["quantity"] = bad.clone();
+            assert_eq!(fields(body), vec!["items[0].quantity"], "quantity {bad}");
+        }
+    }
+
+    #[test]
+    fn user_id_must_be_a_positive_integer() {
+        for bad in [json!(0), json!(-5), json!("1"), json!(1.0), json!(null)] {
+            let mut body = seed_body();
+            body["user_id"] = bad.clone();
+            assert_eq!(fields(body), vec!["user_id"], "user_id {bad}");
+        }
+    }
+
+    #[test]
+    fn items_must_hold_one_to_fifty_distinct_products() {
+        let mut body = seed_body();
+        body["items"] = json!([]);
+        assert_eq!(fields(body.clone()), vec!["items"]);
+        body["items"] = Value::Array(
+            (1..=51)
+                .map(|i| json!({"product_id": i, "quantity": 1}))
+                .collect(),
+        );
+        assert_eq!(fields(body.clone()), vec!["items"]);
+        body["items"] = json!([{"product_id": 1, "quantity": 1}, {"product_id": 1, "quantity": 2}]);
+        assert_eq!(fields(body), vec!["items[1].product_id"]);
+    }
+
+    #[test]
+    fn client_supplied_totals_and_statuses_are_unknown_fields() {
+        let mut body = seed_body();
+        body["total_amount"] = json!("0.01");
+        body["status"] = json!("paid");
+        body["items"][0]["unit_price"] = json!("0.01");
+        let mut got = fields(body);
+        got.sort();
+        assert_eq!(got, vec!["items[0].unit_price", "status", "total_amount"]);
+    }
+
+    #[test]
+    fn bad_prices_are_rejected() {
+        for bad in [json!("-1"), json!("abc"), json!("1.999"), json!(true)] {
+            let mut body = seed_body();
+            body["items"][0]["price"] = bad.clone();
+            assert_eq!(fields(body), vec!["items[0].price"], "price {bad}");
+        }
+    }
+
+    #[test]
+    fn every_error_is_reported_at_once() {
+        let got = fields(json!({"user_id": -1, "user_email": "nope", "items": "x"}));
+        assert_eq!(got, vec!["user_id", "user_email", "items"]);
+        assert_eq!(fields(json!([1, 2])), vec![""]);
+    }
+
+    #[test]
+    fn email_addresses_are_checked_strictly() {
+        for good in [
+            "test@example.com",
+            "a.b+decline@shop.example.co",
+            "x_y@sub-domain.io",
+        ] {
+            assert!(check_email(good).is_ok(), "{good}");
+        }
+        let long = format!("{}@example.com", "a".repeat(250));
+        for bad in [
+            "a@b.com\r\nBcc: x@evil.com",
+            "a@b.com\nBcc: x@evil.com",
+            "plain",
+            "a@b",
+            "a@localhost",
+            "user@[127.0.0.1]",
+            "\"quoted local\"@example.com",
+            "a..b@example.com",
+            ".a@example.com",
+            "a@-x.com",
+            "a@example.c0m",
+            "a b@example.com",
+            "a\0@example.com",
+            long.as_str(),
+        ] {
+            assert!(check_email(bad).is_err(), "{bad:?}");
+        }
+    }
+}

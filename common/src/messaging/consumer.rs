@@ -1,0 +1,502 @@
+//! The consumer loop: manual ack, bounded prefetch, concurrent handlers,
+//! retries through delay queues, parking in the dead-letter queue, and
+//! supervision.
+//!
+//! Per delivery (all in [`process`]):
+//! 1. decode: too large, not JSON, wrong shape or wrong contract ⇒ park at once;
+//! 2. run the handler (a panic is caught and treated as a transient failure);
+//! 3. `Ok` ⇒ ack. `Transient` ⇒ republish to the next retry tier (confirmed),
+//!    then ack: the prefetch slot is freed while the message waits, and there is
+//!    no hot requeue loop. After the last tier ⇒ park. `Permanent` ⇒ park;
+//! 4. park = publish to the dead-letter exchange with the reason in headers
+//!    (confirmed), then ack. If that publish fails, `reject(requeue=false)`
+//!    lets the broker dead-letter it natively, so it is still never dropped.
+//!
+//! An ack that returns `Ok(false)` was not sent (the channel died); the broker
+//! will redeliver and the idempotent handler makes that harmless.
+//!
+//! Supervision ([`run`]): a stream that ends (consumer cancelled by the broker)
+//! or errors (channel closed by the broker) is detected, and the channel and
+//! consumer are rebuilt; if that keeps failing, `run` returns an error and the
+//! service exits non-zero for its supervisor to restart it. On shutdown the
+//! consumer is cancelled, in-flight deliveries finish and are acked within
+//! `drain_timeout`, and the channel is closed (unstarted ones are requeued).
+
+use std::{
+    any::Any,
+    marker::PhantomData,
+    panic::AssertUnwindSafe,
+    sync::Arc,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use anyhow::anyhow;
+use futures::{FutureExt, StreamExt};
+use lapin::{
+    Channel, Connection,
+    message::Delivery,
+    options::{
+        BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions,
+        BasicRejectOptions,
+    },
+    types::FieldTable,
+};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use super::{
+    AmqpSettings, headers,
+    publisher::{Outgoing, Publisher},
+    topology::{QueueSpec, Topology},
+};
+use crate::{events::Event, health::Flag};
+
+/// What a handler reports when it could not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// Might work later (database or SMTP unavailable, provider hiccup): retried.
+    #[error("transient: {0}")]
+    Transient(String),
+    /// Will never work (bad data, rejected by a downstream for good): parked.
+    #[error("permanent: {0}")]
+    Permanent(String),
+}
+
+impl HandlerError {
+    pub fn transient(e: impl std::fmt::Display) -> Self {
+        HandlerError::Transient(e.to_string())
+    }
+    pub fn permanent(e: impl std::fmt::Display) -> Self {
+        HandlerError::Permanent(e.to_string())
+    }
+}
+
+/// A database error is transient unless it is a constraint or data error.
+impl From<sqlx::Error> for HandlerError {
+    fn from(e: sqlx::Error) -> Self {
+        HandlerError::Transient(format!("database: {e}"))
+    }
+}
+
+/// A decoded delivery, free of AMQP types.
+#[derive(Debug, Clone)]
+pub struct Incoming<E> {
+    pub event: E,
+    /// How many times this message was retried before (0 on the first try).
+    pub attempt: u32,
+    /// The broker redelivered it (a consumer died before acking it).
+    pub redelivered: bool,
+}
+
+/// Business logic for one event type.
+#[async_trait::async_trait]
+pub trait Handler<E: Event>: Send + Sync + 'static {
+    async fn handle(&self, message: Incoming<E>) -> Result<(), HandlerError>;
+}
+
+/// A consumer of one work queue.
+pub struct Consumer<E, H> {
+    pub conn: Arc<Connection>,
+    pub settings: AmqpSettings,
+    pub topology: Topology,
+    pub queue: QueueSpec,
+    pub handler: Arc<H>,
+    /// Name of the consuming service (parked-by header, consumer tag, metrics).
+    pub service: &'static str,
+    /// Set while a consumer is attached to the queue (drives `/ready`).
+    pub attached: Flag,
+    pub _event: PhantomData<fn() -> E>,
+}
+
+/// How often the supervisor rebuilds a failed channel in a row before giving up.
+const MAX_CONSECUTIVE_FAILURES: u32 = 10;
+
+impl<E: Event, H: Handler<E>> Consumer<E, H> {
+    pub fn new(
+        conn: Arc<Connection>,
+        settings: AmqpSettings,
+        queue: QueueSpec,
+        handler: Arc<H>,
+        service: &'static str,
+        attached: Flag,
+    ) -> Self {
+        Self {
+            topology: Topology::new(&settings),
+            conn,
+            settings,
+            queue,
+            handler,
+            service,
+            attached,
+            _event: PhantomData,
+        }
+    }
+
+    /// Consumes until `shutdown`, rebuilding the channel after failures.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let exchanges = self.topology.clone();
+        let publisher = Publisher::new(
+            self.conn.clone(),
+            self.settings.confirm_timeout,
+            move |channel| {
+                let topology = exchanges.clone();
+                async move { topology.declare_exchanges(&channel).await }.boxed()
+            },
+        );
+        let mut failures = 0;
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            let outcome = self.consume_once(&publisher, &shutdown).await;
+            self.attached.set(false);
+            let error = match outcome {
+                Ok(()) => return Ok(()),
+                Err(ConsumeError::AfterAttach(e)) => {
+                    failures = 1;
+                    backoff = Duration::from_millis(200);
+                    e
+                }
+                Err(ConsumeError::BeforeAttach(e)) => {
+                    failures += 1;
+                    e
+                }
+            };
+            metrics::counter!("consumer_restarts_total", "queue" => self.queue.name.clone())
+                .increment(1);
+            if failures >= MAX_CONSECUTIVE_FAILURES {
+                return Err(error.context(format!(
+                    "consumer on {} failed {failures} times in a row",
+                    self.queue.name
+                )));
+            }
+            tracing::warn!(queue = %self.queue.name, error = format!("{error:#}"), retry_in = ?backoff,
+                "consumer stopped; rebuilding channel and consumer");
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    async fn consume_once(
+        &self,
+        publisher: &Publisher,
+        shutdown: &CancellationToken,
+    ) -> Result<(), ConsumeError> {
+        let channel = self.conn.create_channel().await.map_err(before)?;
+        // Prefetch bounds the unacked deliveries, i.e. the concurrent handlers.
+        // Set before basic_consume; per consumer (global=false), as quorum
+        // queues require.
+        channel
+            .basic_qos(self.settings.prefetch, BasicQosOptions { global: false })
+            .await
+            .map_err(before)?;
+        self.topology
+            .declare_queue(&channel, &self.queue)
+            .await
+            .map_err(before)?;
+        let tag = format!("{}-{}", self.service, uuid::Uuid::new_v4().simple());
+        let mut stream = channel
+            .basic_consume(
+                self.queue.name.as_str().into(),
+                tag.as_str().into(),
+                BasicConsumeOptions::default(), // no_ack = false: manual acks
+                FieldTable::default(),
+            )
+            .await
+            .map_err(before)?;
+        self.attached.set(true);
+        tracing::info!(queue = %self.queue.name, prefetch = self.settings.prefetch, "consumer attached");
+
+        let tracker = TaskTracker::new();
+        let result = loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break Ok(()),
+                next = stream.next() => match next {
+                    Some(Ok(delivery)) => {
+                        tracker.spawn(self.process_owned(delivery, publisher.clone()));
+                    }
+                    Some(Err(e)) => break Err(ConsumeError::AfterAttach(
+                        anyhow!(e).context("consumer channel failed (closed by the broker?)"))),
+                    None => break Err(ConsumeError::AfterAttach(
+                        anyhow!("consumer cancelled by the broker (queue deleted?)"))),
+                }
+            }
+        };
+        if result.is_ok() {
+            self.drain(&channel, &tag, &mut stream, &tracker, publisher)
+                .await;
+        }
+        result
+    }
+
+    /// SIGTERM: stop new deliveries, finish what is already here, close.
+    async fn drain(
+        &self,
+        channel: &Channel,
+        tag: &str,
+        stream: &mut lapin::Consumer,
+        tracker: &TaskTracker,
+        publisher: &Publisher,
+    ) {
+        let deadline = Instant::now() + self.settings.drain_timeout;
+        if let Err(e) = channel
+            .basic_cancel(tag.into(), BasicCancelOptions::default())
+            .await
+        {
+            tracing::warn!(error = %e, "basic.cancel failed during shutdown");
+        } else {
+            // Deliveries already buffered before the cancel took effect are
+            // processed too; the stream then ends.
+            while let Ok(Some(Ok(delivery))) =
+                tokio::time::timeout_at(deadline.into(), stream.next()).await
+            {
+                tracker.spawn(self.process_owned(delivery, publisher.clone()));
+            }
+        }
+        tracker.close();
+        if tokio::time::timeout_at(deadline.into(), tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(queue = %self.queue.name, "drain timed out; unfinished deliveries will be redelivered");
+        }
+        let _ = channel.close(200, "shutting down".into()).await;
+        tracing::info!(queue = %self.queue.name, "consumer drained and closed");
+    }
+
+    fn process_owned(
+        &self,
+        delivery: Delivery,
+        publisher: Publisher,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let ctx = ProcessContext {
+            handler: self.handler.clone(),
+            queue: self.queue.clone(),
+            settings: self.settings.clone(),
+            topology: self.topology.clone(),
+            service: self.service,
+            publisher,
+        };
+        async move { ctx.process::<E>(delivery).await }
+    }
+}
+
+enum ConsumeError {
+    /// Setting up the channel failed (the connection may be down).
+    BeforeAttach(anyhow::Error),
+    /// A consumer that was attached died: rebuild at once.
+    AfterAttach(anyhow::Error),
+}
+
+fn before(e: lapin::Error) -> ConsumeError {
+    ConsumeError::BeforeAttach(anyhow!(e).context("setting up the consumer channel"))
+}
+
+/// Everything one delivery needs, owned so it can run on its own task.
+struct ProcessContext<H> {
+    handler: Arc<H>,
+    queue: QueueSpec,
+    settings: AmqpSettings,
+    topology: Topology,
+    service: &'static str,
+    publisher: Publisher,
+}
+
+/// What happened to a delivery (the `outcome` label of the metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Acked,
+    Retried,
+    Parked,
+}
+
+impl<H> ProcessContext<H> {
+    async fn process<E: Event>(self, delivery: Delivery)
+    where
+        H: Handler<E>,
+    {
+        let started = Instant::now();
+        let queue = self.queue.name.clone();
+        metrics::gauge!("messages_in_flight", "queue" => queue.clone()).increment(1.0);
+        let attempt = headers::get_u32(&delivery.properties, headers::RETRY_COUNT).unwrap_or(0);
+        let result = match decode::<E>(&delivery, self.settings.max_message_bytes) {
+            Err(reason) => Err(HandlerError::Permanent(reason)),
+            Ok(event) => {
+                let incoming = Incoming {
+                    event,
+                    attempt,
+                    redelivered: delivery.redelivered,
+                };
+                match AssertUnwindSafe(self.handler.handle(incoming))
+                    .catch_unwind()
+                    .await
+                {
+                    Ok(result) => result,
+                    Err(panic) => Err(HandlerError::Transient(format!(
+                        "handler panicked: {}",
+                        panic_text(&panic)
+                    ))),
+                }
+            }
+        };
+        let outcome = match result {
+            Ok(()) => Outcome::Acked,
+            Err(HandlerError::Transient(reason)) => {
+                match self.queue.retry_queues.get(attempt as usize) {
+                    Some((retry_queue, delay)) => {
+                        tracing::warn!(queue = %queue, attempt, retry_in = ?delay, reason = %reason, "processing failed; will retry");
+                        if self.retry(&delivery, retry_queue, attempt, &reason).await {
+                            Outcome::Retried
+                        } else {
+                            // Could not schedule the retry: hand it back to the
+                            // broker after a pause (the delivery limit bounds this).
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                            self.requeue(&delivery).await;
+                            metrics::gauge!("messages_in_flight", "queue" => queue).decrement(1.0);
+                            return;
+                        }
+                    }
+                    None => {
+                        let reason = format!("gave up after {attempt} retries: {reason}");
+                        self.park(&delivery, &reason, attempt).await;
+                        Outcome::Parked
+                    }
+                }
+            }
+            Err(HandlerError::Permanent(reason)) => {
+                self.park(&delivery, &reason, attempt).await;
+                Outcome::Parked
+            }
+        };
+        if outcome != Outcome::Parked {
+            self.ack(&delivery).await;
+        }
+        let label = match outcome {
+            Outcome::Acked => "acked",
+            Outcome::Retried => "retried",
+            Outcome::Parked => "parked",
+        };
+        metrics::counter!("messages_processed_total", "queue" => queue.clone(), "outcome" => label)
+            .increment(1);
+        metrics::histogram!("message_processing_seconds", "queue" => queue.clone())
+            .record(started.elapsed().as_secs_f64());
+        metrics::gauge!("messages_in_flight", "queue" => queue).decrement(1.0);
+    }
+
+    async fn ack(&self, delivery: &Delivery) {
+        match delivery.ack(BasicAckOptions::default()).await {
+            Ok(true) => {}
+            // Not sent: the channel died. The broker redelivers; idempotent
+            // handlers make that harmless.
+            Ok(false) | Err(_) => {
+                metrics::counter!("acks_not_sent_total", "queue" => self.queue.name.clone())
+                    .increment(1);
+                tracing::warn!(queue = %self.queue.name, "ack not sent (channel closed); message will be redelivered");
+            }
+        }
+    }
+
+    async fn requeue(&self, delivery: &Delivery) {
+        let _ = delivery
+            .nack(lapin::options::BasicNackOptions {
+                multiple: false,
+                requeue: true,
+            })
+            .await;
+    }
+
+    /// Republishes to the retry tier for `attempt`, then the caller acks.
+    async fn retry(
+        &self,
+        delivery: &Delivery,
+        retry_queue: &str,
+        attempt: u32,
+        reason: &str,
+    ) -> bool {
+        let properties = headers::with_headers(&delivery.properties, |h| {
+            headers::insert_u32(h, headers::RETRY_COUNT, attempt + 1);
+            headers::insert_str(h, headers::LAST_ERROR, reason);
+            if headers::get_str(&delivery.properties, headers::ORIGINAL_ROUTING_KEY).is_none() {
+                headers::insert_str(
+                    h,
+                    headers::ORIGINAL_ROUTING_KEY,
+                    delivery.routing_key.as_str(),
+                );
+            }
+        });
+        let message = Outgoing {
+            exchange: String::new(), // default exchange: routing key = queue name
+            routing_key: retry_queue.to_owned(),
+            payload: delivery.data.clone(),
+            properties,
+        };
+        match self.publisher.publish(message).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(queue = %self.queue.name, error = %e, "could not schedule a retry");
+                false
+            }
+        }
+    }
+
+    /// Parks the message in the queue's dead-letter queue with the reason.
+    async fn park(&self, delivery: &Delivery, reason: &str, attempts: u32) {
+        tracing::error!(queue = %self.queue.name, message_id = ?delivery.properties.message_id(), reason, "parking message in the dead-letter queue");
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        let properties = headers::with_headers(&delivery.properties, |h| {
+            headers::insert_str(h, headers::PARK_REASON, reason);
+            headers::insert_u32(h, headers::RETRY_COUNT, attempts);
+            headers::insert_str(h, headers::PARKED_AT, &now.to_string());
+            headers::insert_str(h, headers::PARKED_BY, self.service);
+            if headers::get_str(&delivery.properties, headers::ORIGINAL_ROUTING_KEY).is_none() {
+                headers::insert_str(
+                    h,
+                    headers::ORIGINAL_ROUTING_KEY,
+                    delivery.routing_key.as_str(),
+                );
+            }
+        });
+        let message = Outgoing {
+            exchange: self.topology.dead_letter_exchange(),
+            routing_key: self.queue.name.clone(),
+            payload: delivery.data.clone(),
+            properties,
+        };
+        match self.publisher.publish(message).await {
+            Ok(()) => self.ack(delivery).await,
+            Err(e) => {
+                // The queue's own dead-letter settings still park it, without
+                // our headers; the broker records the reason `rejected`.
+                tracing::error!(queue = %self.queue.name, error = %e, "could not publish to the dead-letter exchange; rejecting instead");
+                let _ = delivery.reject(BasicRejectOptions { requeue: false }).await;
+            }
+        }
+    }
+}
+
+fn decode<E: Event>(delivery: &Delivery, max_bytes: usize) -> Result<E, String> {
+    if delivery.data.len() > max_bytes {
+        return Err(format!(
+            "message of {} bytes exceeds the {max_bytes}-byte limit",
+            delivery.data.len()
+        ));
+    }
+    let event: E =
+        serde_json::from_slice(&delivery.data).map_err(|e| format!("malformed message: {e}"))?;
+    event
+        .check_contract()
+        .map_err(|e| format!("contract violation: {e}"))?;
+    Ok(event)
+}
+
+fn panic_text(panic: &Box<dyn Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic".into())
+}

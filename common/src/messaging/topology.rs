@@ -1,0 +1,271 @@
+//! Every exchange and queue of the system, declared in one place.
+//!
+//! ```text
+//! ecommerce_events (topic) ──order.order.created──────► payment_service_queue
+//!                          ──payment.payment.processed─► email_service_queue
+//!                          ──payment.payment.processed─► order_service_queue
+//!
+//! <queue>.retry.<delay>  (TTL) ──expires via default exchange──► <queue>
+//! ecommerce_events.dlx (direct) ──<queue>──► <queue>.dlq
+//! ```
+//!
+//! Work queues are durable quorum queues (replicated, poison-message aware).
+//! A retry tier holds a message for its delay and then dead-letters it through
+//! the default exchange straight back to the one queue that failed, so a retry
+//! never fans out to the other subscribers of the topic. Parked messages go to
+//! the dead-letter exchange with the work queue's name as routing key, landing
+//! only in that queue's `.dlq`.
+
+use std::time::Duration;
+
+use lapin::{
+    Channel, ExchangeKind,
+    options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions},
+    types::{AMQPValue, FieldTable},
+};
+
+use super::AmqpSettings;
+
+pub const EXCHANGE: &str = "ecommerce_events";
+pub const DEAD_LETTER_EXCHANGE: &str = "ecommerce_events.dlx";
+pub const PAYMENT_QUEUE: &str = "payment_service_queue";
+pub const EMAIL_QUEUE: &str = "email_service_queue";
+pub const ORDER_QUEUE: &str = "order_service_queue";
+
+/// Names of everything on the broker, with the settings' prefix applied.
+#[derive(Debug, Clone)]
+pub struct Topology {
+    prefix: String,
+    retry_delays: Vec<Duration>,
+    delivery_limit: u32,
+}
+
+/// One work queue with its binding, retry tiers and dead-letter queue.
+#[derive(Debug, Clone)]
+pub struct QueueSpec {
+    pub name: String,
+    pub routing_key: &'static str,
+    pub retry_queues: Vec<(String, Duration)>,
+    pub dead_letter_queue: String,
+}
+
+impl Topology {
+    pub fn new(settings: &AmqpSettings) -> Self {
+        Self {
+            prefix: settings.prefix.clone(),
+            retry_delays: settings.retry_delays.clone(),
+            delivery_limit: settings.delivery_limit,
+        }
+    }
+
+    pub fn exchange(&self) -> String {
+        format!("{}{EXCHANGE}", self.prefix)
+    }
+
+    pub fn dead_letter_exchange(&self) -> String {
+        format!("{}{DEAD_LETTER_EXCHANGE}", self.prefix)
+    }
+
+    /// The work queue `base` (one of the `*_QUEUE` constants) bound to `routing_key`.
+    pub fn queue(&self, base: &str, routing_key: &'static str) -> QueueSpec {
+        let name = format!("{}{base}", self.prefix);
+        QueueSpec {
+            retry_queues: self
+                .retry_delays
+                .iter()
+                .map(|d| (format!("{name}.retry.{}", delay_label(*d)), *d))
+                .collect(),
+            dead_letter_queue: format!("{name}.dlq"),
+            routing_key,
+            name,
+        }
+    }
+
+    /// Declares the exchanges (idempotent). Publishers call this on their channel.
+    pub async fn declare_exchanges(&self, channel: &Channel) -> lapin::Result<()> {
+        let durable = ExchangeDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        channel
+            .exchange_declare(
+                self.exchange().into(),
+                ExchangeKind::Topic,
+                durable,
+                FieldTable::default(),
+            )
+            .await?;
+        channel
+            .exchange_declare(
+                self.dead_letter_exchange().into(),
+                ExchangeKind::Direct,
+                durable,
+                FieldTable::default(),
+            )
+            .await
+    }
+
+    /// Declares `queue` with its binding, retry tiers and dead-letter queue
+    /// (idempotent). Consumers call this on the channel they consume from, so
+    /// lapin's recovery replays it after a reconnect.
+    pub async fn declare_queue(&self, channel: &Channel, queue: &QueueSpec) -> lapin::Result<()> {
+        self.declare_exchanges(channel).await?;
+
+        let mut work = quorum_args();
+        // Backstop for messages that kill the consumer before it can ack or
+        // park them (panic, OOM, SIGKILL loops): after this many deliveries the
+        // broker dead-letters the message itself.
+        work.insert(
+            "x-delivery-limit".into(),
+            AMQPValue::LongInt(self.delivery_limit as i32),
+        );
+        work.insert(
+            "x-dead-letter-exchange".into(),
+            long_string(&self.dead_letter_exchange()),
+        );
+        // Without an explicit key the message would keep its topic routing key.
+        work.insert("x-dead-letter-routing-key".into(), long_string(&queue.name));
+        declare(channel, &queue.name, work).await?;
+        channel
+            .queue_bind(
+                queue.name.as_str().into(),
+                self.exchange().into(),
+                queue.routing_key.into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+
+        declare(channel, &queue.dead_letter_queue, quorum_args()).await?;
+        channel
+            .queue_bind(
+                queue.dead_letter_queue.as_str().into(),
+                self.dead_letter_exchange().into(),
+                queue.name.as_str().into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+
+        for (retry_queue, delay) in &queue.retry_queues {
+            let mut args = quorum_args();
+            args.insert(
+                "x-message-ttl".into(),
+                AMQPValue::LongLongInt(delay.as_millis() as i64),
+            );
+            // Expired messages go through the default exchange, whose routing
+            // key is a queue name: straight back to the work queue only.
+            args.insert("x-dead-letter-exchange".into(), long_string(""));
+            args.insert("x-dead-letter-routing-key".into(), long_string(&queue.name));
+            declare(channel, retry_queue, args).await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes `queue`, its retry tiers, its dead-letter queue and (when
+    /// `with_exchanges`) the exchanges: test clean-up.
+    pub async fn delete(
+        &self,
+        channel: &Channel,
+        queue: &QueueSpec,
+        with_exchanges: bool,
+    ) -> lapin::Result<()> {
+        let names = std::iter::once(&queue.name)
+            .chain(std::iter::once(&queue.dead_letter_queue))
+            .chain(queue.retry_queues.iter().map(|(n, _)| n));
+        for name in names {
+            channel
+                .queue_delete(name.as_str().into(), QueueDeleteOptions::default())
+                .await?;
+        }
+        if with_exchanges {
+            for exchange in [self.exchange(), self.dead_letter_exchange()] {
+                channel
+                    .exchange_delete(exchange.into(), Default::default())
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Durable quorum queue with at-least-once dead-lettering: the broker keeps a
+/// dead-lettered message until the target queue has confirmed it (this needs
+/// `reject-publish` overflow).
+fn quorum_args() -> FieldTable {
+    let mut args = FieldTable::default();
+    args.insert("x-queue-type".into(), long_string("quorum"));
+    args.insert(
+        "x-dead-letter-strategy".into(),
+        long_string("at-least-once"),
+    );
+    args.insert("x-overflow".into(), long_string("reject-publish"));
+    args
+}
+
+async fn declare(channel: &Channel, name: &str, args: FieldTable) -> lapin::Result<()> {
+    channel
+        .queue_declare(
+            name.into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            args,
+        )
+        .await
+        .map(|_| ())
+}
+
+fn long_string(value: &str) -> AMQPValue {
+    AMQPValue::LongString(value.into())
+}
+
+/// `10s`, `1500ms`: part of a retry queue's name, so changing a delay declares
+/// a new tier instead of clashing with the old queue's arguments.
+fn delay_label(delay: Duration) -> String {
+    let ms = delay.as_millis();
+    if ms % 1000 == 0 {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_derive_from_the_work_queue() {
+        let mut settings = AmqpSettings::local(String::new());
+        settings.retry_delays = vec![Duration::from_secs(10), Duration::from_millis(1500)];
+        let topology = Topology::new(&settings);
+        let queue = topology.queue(PAYMENT_QUEUE, "order.order.created");
+        assert_eq!(queue.name, "payment_service_queue");
+        assert_eq!(queue.dead_letter_queue, "payment_service_queue.dlq");
+        let retry: Vec<&str> = queue.retry_queues.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            retry,
+            [
+                "payment_service_queue.retry.10s",
+                "payment_service_queue.retry.1500ms"
+            ]
+        );
+        assert_eq!(topology.exchange(), "ecommerce_events");
+    }
+
+    #[test]
+    fn a_prefix_applies_to_every_name() {
+        let topology = Topology::new(&AmqpSettings::local("t_1_".into()));
+        let queue = topology.queue(EMAIL_QUEUE, "payment.payment.processed");
+        assert_eq!(queue.name, "t_1_email_service_queue");
+        assert!(
+            queue
+                .retry_queues
+                .iter()
+                .all(|(n, _)| n.starts_with("t_1_email_service_queue.retry."))
+        );
+        assert_eq!(topology.dead_letter_exchange(), "t_1_ecommerce_events.dlx");
+    }
+}

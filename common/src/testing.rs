@@ -1,0 +1,280 @@
+//! Helpers for the services' integration tests (feature `test-utils`).
+//!
+//! Tests run against the real PostgreSQL and RabbitMQ of the machine and a
+//! real SMTP server in-process, isolated from each other: a fresh database per
+//! test, a unique prefix for every exchange and queue, and bounded polling
+//! instead of sleeps.
+
+use std::{future::Future, time::Duration};
+
+use lapin::{Connection, ConnectionProperties, options::BasicPublishOptions};
+use serde_json::Value;
+use tokio::sync::broadcast;
+use uuid::Uuid;
+
+use crate::{
+    db::DatabaseSettings,
+    messaging::{
+        AmqpSettings,
+        topology::{self, QueueSpec, Topology},
+    },
+};
+
+/// Administrative URL of the test PostgreSQL (`TEST_DATABASE_URL`, default
+/// local trust auth).
+pub fn admin_database_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// `TEST_RABBITMQ_URL`, default the local broker.
+pub fn amqp_url() -> String {
+    std::env::var("TEST_RABBITMQ_URL").unwrap_or_else(|_| AmqpSettings::DEFAULT_URL.into())
+}
+
+/// Settings for a database that does not exist yet; the service creates and
+/// migrates it at start, as in production.
+pub fn fresh_database(service: &str) -> DatabaseSettings {
+    let admin = admin_database_url();
+    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+    let name = format!(
+        "test_{}_{}",
+        service.replace('-', "_"),
+        Uuid::new_v4().simple()
+    );
+    DatabaseSettings {
+        url: format!("{base}/{name}"),
+        max_connections: 10,
+        acquire_timeout: Duration::from_secs(3),
+    }
+}
+
+/// AMQP settings with a unique name prefix and fast retries.
+pub fn fresh_amqp() -> AmqpSettings {
+    let mut settings =
+        AmqpSettings::local(format!("t{}_", &Uuid::new_v4().simple().to_string()[..12]));
+    settings.url = amqp_url();
+    settings.retry_delays = vec![
+        Duration::from_millis(200),
+        Duration::from_millis(400),
+        Duration::from_millis(800),
+    ];
+    settings.drain_timeout = Duration::from_secs(10);
+    settings
+}
+
+/// Deletes every queue and exchange of a test's prefix when dropped (on
+/// success and on panic alike), so test runs do not pile up quorum queues.
+pub struct BrokerCleanup {
+    pub settings: AmqpSettings,
+    pub queues: Vec<QueueSpec>,
+}
+
+impl BrokerCleanup {
+    /// Every work queue of the system under the settings' prefix.
+    pub fn all(settings: &AmqpSettings) -> Self {
+        let topology = Topology::new(settings);
+        Self {
+            settings: settings.clone(),
+            queues: vec![
+                topology.queue(topology::PAYMENT_QUEUE, "order.order.created"),
+                topology.queue(topology::EMAIL_QUEUE, "payment.payment.processed"),
+                topology.queue(topology::ORDER_QUEUE, "payment.payment.processed"),
+            ],
+        }
+    }
+}
+
+impl Drop for BrokerCleanup {
+    fn drop(&mut self) {
+        let settings = self.settings.clone();
+        let queues = std::mem::take(&mut self.queues);
+        // Drop cannot be async: a short-lived runtime on its own thread.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            rt.block_on(async {
+                let conn = Connection::connect(&settings.url, ConnectionProperties::default())
+                    .await
+                    .ok()?;
+                let topology = Topology::new(&settings);
+                for (i, queue) in queues.iter().enumerate() {
+                    let channel = conn.create_channel().await.ok()?;
+                    let _ = topology
+                        .delete(&channel, queue, i + 1 == queues.len())
+                        .await;
+                }
+                let _ = conn.close(200, "test cleanup".into()).await;
+                Some(())
+            })
+        })
+        .join();
+    }
+}
+
+/// A direct connection for tests that publish or inspect queues themselves.
+pub async fn test_connection() -> Connection {
+    Connection::connect(&amqp_url(), ConnectionProperties::default())
+        .await
+        .expect("RabbitMQ reachable for tests")
+}
+
+/// Publishes raw bytes to `exchange` (unconfirmed is not enough: confirmed).
+pub async fn publish_raw(
+    conn: &Connection,
+    exchange: &str,
+    routing_key: &str,
+    body: &[u8],
+    message_id: &str,
+) {
+    let channel = conn.create_channel().await.unwrap();
+    channel.confirm_select(Default::default()).await.unwrap();
+    let properties =
+        crate::messaging::headers::event_properties(message_id, "test", "test", "tests", 0);
+    channel
+        .basic_publish(
+            exchange.into(),
+            routing_key.into(),
+            BasicPublishOptions::default(),
+            body,
+            properties,
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let _ = channel.close(200, "done".into()).await;
+}
+
+/// Number of ready messages in `queue`.
+pub async fn queue_depth(conn: &Connection, queue: &str) -> u32 {
+    let channel = conn.create_channel().await.unwrap();
+    let q = channel
+        .queue_declare(
+            queue.into(),
+            lapin::options::QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    let _ = channel.close(200, "done".into()).await;
+    q.message_count()
+}
+
+/// Takes one message off `queue` (acked), if any.
+pub async fn get_message(
+    conn: &Connection,
+    queue: &str,
+) -> Option<lapin::message::BasicGetMessage> {
+    let channel = conn.create_channel().await.unwrap();
+    let message = channel
+        .basic_get(
+            queue.into(),
+            lapin::options::BasicGetOptions { no_ack: true },
+        )
+        .await
+        .unwrap();
+    let _ = channel.close(200, "done".into()).await;
+    message
+}
+
+/// Polls `probe` every 50 ms until it returns `Some`, for at most `timeout`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A real SMTP server in-process (mailcrab), collecting what it receives.
+pub struct SmtpSink {
+    pub port: u16,
+    rx: broadcast::Receiver<mailcrab::MailMessage>,
+    token: tokio_util::sync::CancellationToken,
+    received: Vec<Value>,
+}
+
+impl SmtpSink {
+    pub async fn start() -> Self {
+        let port = free_port();
+        let handle = mailcrab::development_mail_server([127, 0, 0, 1], port).await;
+        // The server binds in a spawned task: wait until it accepts.
+        eventually(
+            Duration::from_secs(5),
+            "SMTP sink to listen",
+            || async move {
+                tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .ok()
+                    .map(|_| ())
+            },
+        )
+        .await;
+        Self {
+            port,
+            rx: handle.rx,
+            token: handle.token,
+            received: Vec::new(),
+        }
+    }
+
+    /// Messages received so far, as JSON (mailcrab's fields are private but
+    /// serialisable: `subject`, `to`, `text`, `html`, `headers`, …).
+    pub fn messages(&mut self) -> &[Value] {
+        while let Ok(message) = self.rx.try_recv() {
+            self.received
+                .push(serde_json::to_value(&message).expect("mail messages serialise"));
+        }
+        &self.received
+    }
+
+    /// Waits until at least `count` messages arrived, then returns all of them.
+    pub async fn wait_for(&mut self, count: usize, timeout: Duration) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while self.messages().len() < count {
+            if tokio::time::Instant::now() >= deadline {
+                panic!(
+                    "expected {count} emails within {timeout:?}, got {}",
+                    self.received.len()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.received.clone()
+    }
+
+    /// Stops the server: the port refuses connections (an SMTP outage).
+    pub fn stop(&self) {
+        self.token.cancel();
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        self.token.cancel();
+    }
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
