@@ -183,6 +183,30 @@ pub async fn get_message(
     message
 }
 
+/// Takes messages off `queue` until at least `count` arrived (or panics after
+/// `timeout`); returns all taken.
+pub async fn take_messages(
+    conn: &Connection,
+    queue: &str,
+    count: usize,
+    timeout: Duration,
+) -> Vec<lapin::message::BasicGetMessage> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut taken = Vec::new();
+    loop {
+        while let Some(message) = get_message(conn, queue).await {
+            taken.push(message);
+        }
+        if taken.len() >= count {
+            return taken;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            panic!("expected {count} messages on {queue} within {timeout:?}, got {}", taken.len());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Polls `probe` every 50 ms until it returns `Some`, for at most `timeout`.
 pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut probe: F) -> T
 where

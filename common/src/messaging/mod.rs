@@ -13,6 +13,7 @@
 //! - [`outbox`]: events written in the business transaction, published by a
 //!   relay; [`inbox`]: processed message ids, for idempotent consumers.
 
+pub mod broker;
 pub mod connection;
 pub mod consumer;
 pub mod headers;

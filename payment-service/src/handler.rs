@@ -1,0 +1,110 @@
+//! `order.order.created` in, exactly one payment out.
+//!
+//! Idempotent in two layers, both inside the transaction that stores the
+//! payment: the inbox row for the event id (a republished or redelivered event
+//! is a no-op) and `payments.order_id UNIQUE` (no second payment for an order,
+//! whatever the event). The `payment.payment.processed` event is written to the
+//! outbox in that same transaction, so it exists exactly when the payment does.
+//!
+//! A cheap check before calling the provider skips the (slow, simulated)
+//! charge for orders already paid, e.g. after a crash between commit and ack.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use common::{
+    events::{Event, OrderCreated, PaymentProcessed, PaymentStatus, SCHEMA_VERSION},
+    messaging::{
+        consumer::{Handler, HandlerError, Incoming},
+        inbox, outbox,
+    },
+};
+use sqlx::PgPool;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::{
+    SERVICE,
+    db::{self, Payment},
+    provider::{Charge, Provider},
+};
+
+pub struct PaymentHandler {
+    pub pool: PgPool,
+    pub provider: Provider,
+    /// Wakes the outbox relay after a commit.
+    pub relay: Arc<Notify>,
+}
+
+#[async_trait::async_trait]
+impl Handler<OrderCreated> for PaymentHandler {
+    async fn handle(&self, message: Incoming<OrderCreated>) -> Result<(), HandlerError> {
+        let order = &message.event;
+        if db::payment_exists(&self.pool, order.order_id).await? {
+            tracing::info!(order_id = %order.order_id, "order already paid; duplicate delivery ignored");
+            metrics::counter!("duplicate_deliveries_total", "consumer" => SERVICE).increment(1);
+            return Ok(());
+        }
+
+        let charge = self
+            .provider
+            .charge(order, message.attempt)
+            .await
+            .map_err(HandlerError::transient)?;
+        let (payment, event) = payment_and_event(order, &charge, message.attempt);
+
+        let mut tx = self.pool.begin().await?;
+        if !inbox::first_delivery(&mut tx, SERVICE, order.event_id()).await? {
+            return Ok(()); // processed meanwhile by another delivery
+        }
+        if !db::insert_payment(&mut tx, &payment).await? {
+            metrics::counter!("duplicate_deliveries_total", "consumer" => SERVICE).increment(1);
+            return Ok(()); // another replica paid this order first
+        }
+        outbox::enqueue(&mut tx, &event).await?;
+        tx.commit().await?;
+        self.relay.notify_one();
+
+        metrics::counter!("payments_total", "status" => payment.status.clone()).increment(1);
+        tracing::info!(order_id = %order.order_id, status = %payment.status, transaction_id = ?payment.transaction_id, "payment processed");
+        Ok(())
+    }
+}
+
+fn payment_and_event(order: &OrderCreated, charge: &Charge, attempt: u32) -> (Payment, PaymentProcessed) {
+    let (status, transaction_id, failure_reason) = match charge {
+        Charge::Approved { transaction_id } => (PaymentStatus::Completed, Some(transaction_id.clone()), None),
+        Charge::Declined { reason } => (PaymentStatus::Failed, None, Some((*reason).to_owned())),
+    };
+    let now = Utc::now();
+    let payment = Payment {
+        id: Uuid::new_v4(),
+        order_id: order.order_id,
+        user_id: order.user_id,
+        amount: order.total_amount,
+        currency: order.currency.clone(),
+        status: status.as_str().to_owned(),
+        transaction_id: transaction_id.clone(),
+        failure_reason: failure_reason.clone(),
+        source_event_id: order.event_id,
+        attempts: i32::try_from(attempt + 1).unwrap_or(i32::MAX),
+        processed_at: now,
+    };
+    let event = PaymentProcessed {
+        event_type: PaymentProcessed::EVENT_TYPE.to_owned(),
+        event_id: Uuid::new_v4(),
+        timestamp: now,
+        schema_version: SCHEMA_VERSION,
+        payment_id: payment.id,
+        order_id: order.order_id,
+        user_id: order.user_id,
+        user_email: order.user_email.clone(),
+        amount: order.total_amount,
+        currency: order.currency.clone(),
+        status,
+        transaction_id,
+        failure_reason,
+        items: order.items.clone(),
+    };
+    (payment, event)
+}

@@ -1,0 +1,70 @@
+//! Builds and runs payment-service: database, broker, the consumer of
+//! `payment_service_queue`, the outbox relay, and the health endpoints.
+
+use std::sync::Arc;
+
+use common::{
+    db,
+    events::OrderCreated,
+    health::{Flag, PostgresCheck, Readiness},
+    messaging::{broker::Broker, topology::PAYMENT_QUEUE},
+    service::Tasks,
+};
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::{SERVICE, Settings, handler::PaymentHandler, provider::Provider};
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
+
+pub struct Application {
+    listener: TcpListener,
+    pool: PgPool,
+    broker: Broker,
+    settings: Settings,
+}
+
+impl Application {
+    /// Binds the port and connects to PostgreSQL (created and migrated) and
+    /// RabbitMQ, waiting for either if they are not up yet.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        common::metrics::install();
+        let listener = TcpListener::bind(settings.bind_addr).await?;
+        let pool = db::connect_with_retry(&settings.database, &MIGRATOR, &CancellationToken::new()).await?;
+        let broker = Broker::connect(settings.amqp.clone(), SERVICE).await?;
+        Ok(Self { listener, pool, broker, settings })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or_default()
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Runs until `shutdown`: drains in-flight payments, flushes the outbox.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let Self { listener, pool, broker, settings } = self;
+        let relay = broker.relay(pool.clone());
+        let handler = PaymentHandler {
+            pool: pool.clone(),
+            provider: Provider::new(settings.provider.clone()),
+            relay: relay.notifier(),
+        };
+        let attached = Flag::default();
+        let consumer = broker.consumer::<OrderCreated, _>(PAYMENT_QUEUE, Arc::new(handler), attached.clone());
+        let readiness = broker.readiness(Readiness::default().with("database", PostgresCheck(pool)), &[attached]);
+        let router = common::http::with_standard_layers(common::health::router(readiness), SERVICE);
+
+        let mut tasks = Tasks::new();
+        tasks.intake("http", move |stop| common::http::serve(listener, router, stop));
+        tasks.intake("consumer", move |stop| consumer.run(stop));
+        tasks.background("outbox-relay", move |stop| relay.run(stop));
+        tasks.background("broker-watchdog", broker.watch_task());
+        let result = tasks.run(shutdown).await;
+        broker.close().await;
+        result
+    }
+}

@@ -1,0 +1,240 @@
+//! payment-service against the real PostgreSQL and RabbitMQ: a fresh database
+//! and a unique queue prefix per test.
+
+use std::{str::FromStr, time::Duration};
+
+use chrono::Utc;
+use common::{
+    events::{Event, OrderCreated, OrderCreatedItem, PaymentProcessed},
+    messaging::{
+        AmqpSettings, headers,
+        topology::{EMAIL_QUEUE, PAYMENT_QUEUE, Topology},
+    },
+    testing::{self, BrokerCleanup, eventually},
+};
+use lapin::Connection;
+use payment_service::{Application, Settings, config::ProviderSettings, db};
+use rust_decimal::Decimal;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+struct TestApp {
+    pool: PgPool,
+    amqp: AmqpSettings,
+    conn: Connection,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    _cleanup: BrokerCleanup,
+}
+
+impl TestApp {
+    async fn spawn() -> Self {
+        common::telemetry::init_for_tests();
+        let amqp = testing::fresh_amqp();
+        let cleanup = BrokerCleanup::all(&amqp);
+        let settings = Settings {
+            bind_addr: "127.0.0.1:0".parse().unwrap(),
+            database: testing::fresh_database("payment"),
+            amqp: amqp.clone(),
+            provider: ProviderSettings { delay: Duration::ZERO, decline_above: Decimal::from(10_000) },
+        };
+        let app = Application::build(settings).await.expect("payment-service builds");
+        let pool = app.pool().clone();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+        let conn = testing::test_connection().await;
+        // Where payment.payment.processed lands: email-service's queue.
+        let topology = Topology::new(&amqp);
+        let channel = conn.create_channel().await.unwrap();
+        topology
+            .declare_queue(&channel, &topology.queue(EMAIL_QUEUE, PaymentProcessed::ROUTING_KEY))
+            .await
+            .unwrap();
+        let test_app = Self { pool, amqp, conn, shutdown, task, _cleanup: cleanup };
+        test_app.wait_until_consuming().await;
+        test_app
+    }
+
+    fn topology(&self) -> Topology {
+        Topology::new(&self.amqp)
+    }
+
+    fn queue(&self, base: &str) -> String {
+        format!("{}{base}", self.amqp.prefix)
+    }
+
+    async fn wait_until_consuming(&self) {
+        let queue = self.queue(PAYMENT_QUEUE);
+        eventually(Duration::from_secs(10), "the consumer to attach", || async {
+            let channel = self.conn.create_channel().await.ok()?;
+            let q = channel
+                .queue_declare(queue.as_str().into(), lapin::options::QueueDeclareOptions { passive: true, ..Default::default() }, Default::default())
+                .await
+                .ok()?;
+            (q.consumer_count() > 0).then_some(())
+        })
+        .await;
+    }
+
+    async fn publish(&self, event: &OrderCreated) {
+        let body = serde_json::to_vec(event).unwrap();
+        self.publish_raw(&body, &event.event_id.to_string()).await;
+    }
+
+    async fn publish_raw(&self, body: &[u8], message_id: &str) {
+        testing::publish_raw(&self.conn, &self.topology().exchange(), OrderCreated::ROUTING_KEY, body, message_id).await;
+    }
+
+    async fn payment_events(&self, count: usize) -> Vec<PaymentProcessed> {
+        testing::take_messages(&self.conn, &self.queue(EMAIL_QUEUE), count, Duration::from_secs(10))
+            .await
+            .iter()
+            .map(|m| serde_json::from_slice(&m.delivery.data).unwrap())
+            .collect()
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        self.task.await.unwrap().expect("payment-service stops cleanly");
+    }
+}
+
+fn order(email: &str) -> OrderCreated {
+    OrderCreated {
+        event_type: OrderCreated::EVENT_TYPE.into(),
+        event_id: Uuid::new_v4(),
+        timestamp: Utc::now(),
+        schema_version: 1,
+        order_id: Uuid::new_v4(),
+        user_id: 1,
+        user_email: email.into(),
+        total_amount: Decimal::from_str("1299.99").unwrap(),
+        currency: "USD".into(),
+        items: vec![OrderCreatedItem {
+            product_id: 1,
+            name: "Gaming Laptop".into(),
+            quantity: 1,
+            price: Decimal::from_str("1299.99").unwrap(),
+        }],
+    }
+}
+
+#[tokio::test]
+async fn an_order_is_charged_once_and_its_outcome_published() {
+    let app = TestApp::spawn().await;
+    let order = order("test@example.com");
+
+    app.publish(&order).await;
+
+    let events = app.payment_events(1).await;
+    let payment = db::find_payment(&app.pool, order.order_id).await.unwrap().expect("payment stored");
+    assert_eq!(payment.status, "completed");
+    assert_eq!(payment.amount, order.total_amount);
+    let event = &events[0];
+    assert_eq!(event.order_id, order.order_id);
+    assert_eq!(event.payment_id, payment.id);
+    assert_eq!(event.transaction_id, payment.transaction_id);
+    assert_eq!(event.user_email, "test@example.com");
+    assert_eq!(event.items, order.items);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_redelivered_order_created_event_creates_no_second_payment() {
+    let app = TestApp::spawn().await;
+    let order = order("test@example.com");
+
+    app.publish(&order).await;
+    app.publish(&order).await;
+    // The same order under a new event id (a producer bug) is no second charge either.
+    let mut same_order = order.clone();
+    same_order.event_id = Uuid::new_v4();
+    app.publish(&same_order).await;
+    // A marker published last: once it is paid, the duplicates were consumed.
+    let marker = self::order("marker@example.com");
+    app.publish(&marker).await;
+
+    let events = app.payment_events(2).await;
+    eventually(Duration::from_secs(10), "the marker payment", || async {
+        db::find_payment(&app.pool, marker.order_id).await.unwrap()
+    })
+    .await;
+    assert_eq!(db::count_payments(&app.pool).await.unwrap(), 2);
+    let for_order = events.iter().filter(|e| e.order_id == order.order_id).count();
+    assert_eq!(for_order, 1, "one payment.processed for the order");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_declined_card_stores_a_failed_payment_and_publishes_the_failure() {
+    let app = TestApp::spawn().await;
+    let order = order("buyer+decline@example.com");
+
+    app.publish(&order).await;
+
+    let events = app.payment_events(1).await;
+    assert_eq!(events[0].status.as_str(), "failed");
+    assert_eq!(events[0].transaction_id, None);
+    assert_eq!(events[0].failure_reason.as_deref(), Some("card_declined"));
+    let payment = db::find_payment(&app.pool, order.order_id).await.unwrap().unwrap();
+    assert_eq!(payment.status, "failed");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_flaky_provider_is_retried_with_backoff_until_it_succeeds() {
+    let app = TestApp::spawn().await;
+    let order = order("buyer+flaky@example.com");
+
+    app.publish(&order).await;
+
+    let events = app.payment_events(1).await;
+    assert_eq!(events[0].status.as_str(), "completed");
+    let payment = db::find_payment(&app.pool, order.order_id).await.unwrap().unwrap();
+    assert_eq!(payment.attempts, 3, "two transient failures, then success");
+    let dlq = app.queue("payment_service_queue.dlq");
+    assert_eq!(testing::queue_depth(&app.conn, &dlq).await, 0, "nothing parked");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn malformed_and_wrong_schema_messages_are_parked_at_once_and_others_keep_flowing() {
+    let app = TestApp::spawn().await;
+    let mut wrong_schema = serde_json::to_value(order("a@example.com")).unwrap();
+    wrong_schema["schema_version"] = 99.into();
+    let mut missing_order_id = serde_json::to_value(order("a@example.com")).unwrap();
+    missing_order_id.as_object_mut().unwrap().remove("order_id");
+    let good = order("good@example.com");
+
+    app.publish_raw(b"{not json", "poison-1").await;
+    app.publish_raw(&serde_json::to_vec(&wrong_schema).unwrap(), "poison-2").await;
+    app.publish_raw(&serde_json::to_vec(&missing_order_id).unwrap(), "poison-3").await;
+    app.publish_raw(&vec![b' '; 100 * 1024], "poison-4").await;
+    app.publish(&good).await;
+
+    app.payment_events(1).await;
+    let dlq = app.queue("payment_service_queue.dlq");
+    let mut parked: Vec<(String, String, u32)> = testing::take_messages(&app.conn, &dlq, 4, Duration::from_secs(10))
+        .await
+        .iter()
+        .map(|message| {
+            let props = &message.delivery.properties;
+            let id = props.message_id().as_ref().map(|s| s.to_string()).unwrap_or_default();
+            let reason = headers::get_str(props, headers::PARK_REASON).unwrap_or_default();
+            let retries = headers::get_u32(props, headers::RETRY_COUNT).unwrap_or(99);
+            (id, reason, retries)
+        })
+        .collect();
+    parked.sort();
+    let ids: Vec<&str> = parked.iter().map(|(id, _, _)| id.as_str()).collect();
+    assert_eq!(ids, ["poison-1", "poison-2", "poison-3", "poison-4"]);
+    assert!(parked[0].1.contains("malformed"), "{:?}", parked[0]);
+    assert!(parked[1].1.contains("schema_version"), "{:?}", parked[1]);
+    assert!(parked[2].1.contains("order_id"), "{:?}", parked[2]);
+    assert!(parked[3].1.contains("exceeds"), "{:?}", parked[3]);
+    assert!(parked.iter().all(|(_, _, retries)| *retries == 0), "parked at once, never retried");
+    assert_eq!(db::count_payments(&app.pool).await.unwrap(), 1);
+    app.stop().await;
+}
+
