@@ -8,8 +8,10 @@ use axum::{
     extract::{MatchedPath, Request},
     http::HeaderName,
     middleware::{self, Next},
-    response::Response,
+    response::{IntoResponse, Response},
 };
+
+use crate::problem::Problem;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::{
@@ -24,6 +26,7 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// and request metrics.
 pub fn with_standard_layers(router: Router, service: &'static str) -> Router {
     router
+        .layer(middleware::from_fn(add_request_id_to_problems))
         .layer(middleware::from_fn(move |req, next| record_metrics(service, req, next)))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let request_id = req
@@ -53,6 +56,24 @@ async fn record_metrics(service: &'static str, req: Request, next: Next) -> Resp
     metrics::histogram!("http_request_duration_seconds", "service" => service, "method" => method, "path" => path)
         .record(started.elapsed().as_secs_f64());
     response
+}
+
+/// Every problem+json answer carries the request id, so a client reporting a
+/// 5xx gives the operator the key to the logs (and nothing internal).
+async fn add_request_id_to_problems(req: Request, next: Next) -> Response {
+    let request_id = request_id(req.headers());
+    let response = next.run(req).await;
+    let problem = response.extensions().get::<Problem>().cloned();
+    match (problem, request_id) {
+        (Some(problem), Some(id)) if problem.request_id.is_none() => {
+            let (mut parts, _) = response.into_parts();
+            let mut rebuilt = problem.with_request_id(Some(id)).into_response();
+            // Keep headers the handler set (Location, Retry-After, ...).
+            std::mem::swap(rebuilt.headers_mut(), &mut parts.headers);
+            rebuilt
+        }
+        _ => response,
+    }
 }
 
 /// The request id of the request being handled, if any.

@@ -235,7 +235,12 @@ pub struct SmtpSink {
 
 impl SmtpSink {
     pub async fn start() -> Self {
-        let port = free_port();
+        Self::start_on(free_port()).await
+    }
+
+    /// A sink on `port`, e.g. one a service was pointed at while no SMTP
+    /// server listened there (an outage that ends).
+    pub async fn start_on(port: u16) -> Self {
         let handle = mailcrab::development_mail_server([127, 0, 0, 1], port).await;
         // The server binds in a spawned task: wait until it accepts.
         eventually(

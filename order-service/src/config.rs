@@ -1,0 +1,27 @@
+//! order-service configuration, from the environment (DESIGN.md's table).
+
+use std::net::SocketAddr;
+
+use common::{
+    config::{self, ConfigError},
+    db::DatabaseSettings,
+    messaging::AmqpSettings,
+};
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `BIND_ADDR`, default `0.0.0.0:8001`.
+    pub bind_addr: SocketAddr,
+    pub database: DatabaseSettings,
+    pub amqp: AmqpSettings,
+}
+
+impl Settings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            bind_addr: config::parse_or("BIND_ADDR", SocketAddr::from(([0, 0, 0, 0], 8001)))?,
+            database: DatabaseSettings::from_env("order_db")?,
+            amqp: AmqpSettings::from_env(50, &[1_000, 5_000, 30_000])?,
+        })
+    }
+}

@@ -1,0 +1,4 @@
+//! SQL, one statement per small function.
+
+pub mod orders;
+pub mod products;

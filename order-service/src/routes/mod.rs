@@ -1,0 +1,39 @@
+//! order-service's HTTP API, called by the gateway:
+//!
+//! | route | answer |
+//! | --- | --- |
+//! | `POST /orders` | `201` order, `Location: /api/orders/{id}`; 400/409/422/503 problem |
+//! | `GET /orders/{id}` | `200` order, `404`, `400` malformed id |
+//! | `GET /orders/{id}/status` | `200` `{id, status, payment}` |
+//! | `GET /products`, `GET /products/{id}` | the catalog |
+
+mod orders;
+mod products;
+
+use std::sync::Arc;
+
+use axum::{
+    Router,
+    extract::DefaultBodyLimit,
+    routing::{get, post},
+};
+use sqlx::PgPool;
+use tokio::sync::Notify;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    /// Wakes the outbox relay after an order is committed.
+    pub relay: Arc<Notify>,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/orders", post(orders::create_order))
+        .route("/orders/{id}", get(orders::get_order))
+        .route("/orders/{id}/status", get(orders::get_order_status))
+        .route("/products", get(products::list_products))
+        .route("/products/{id}", get(products::get_product))
+        .layer(DefaultBodyLimit::max(64 * 1024))
+        .with_state(state)
+}

@@ -1,0 +1,72 @@
+//! Builds and runs order-service: database, broker, the HTTP API, the outbox
+//! relay for `order.order.created`, and the consumer of payment results.
+
+use std::sync::Arc;
+
+use common::{
+    db,
+    events::PaymentProcessed,
+    health::{Flag, PostgresCheck, Readiness},
+    messaging::{broker::Broker, topology::ORDER_QUEUE},
+    service::Tasks,
+};
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    SERVICE, Settings,
+    handler::PaymentResultHandler,
+    routes::{self, AppState},
+};
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
+
+pub struct Application {
+    listener: TcpListener,
+    pool: PgPool,
+    broker: Broker,
+}
+
+impl Application {
+    /// Binds the port and connects to PostgreSQL (created, migrated, catalog
+    /// seeded) and RabbitMQ, waiting for either if they are not up yet.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        common::metrics::install();
+        let listener = TcpListener::bind(settings.bind_addr).await?;
+        let pool = db::connect_with_retry(&settings.database, &MIGRATOR, &CancellationToken::new()).await?;
+        let broker = Broker::connect(settings.amqp, SERVICE).await?;
+        Ok(Self { listener, pool, broker })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or_default()
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Runs until `shutdown`: finishes in-flight requests and payment results,
+    /// then flushes the outbox.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let Self { listener, pool, broker } = self;
+        let relay = broker.relay(pool.clone());
+        let attached = Flag::default();
+        let handler = PaymentResultHandler { pool: pool.clone() };
+        let consumer = broker.consumer::<PaymentProcessed, _>(ORDER_QUEUE, Arc::new(handler), attached.clone());
+        let readiness =
+            broker.readiness(Readiness::default().with("database", PostgresCheck(pool.clone())), &[attached]);
+        let api = routes::router(AppState { pool, relay: relay.notifier() });
+        let router = common::http::with_standard_layers(api.merge(common::health::router(readiness)), SERVICE);
+
+        let mut tasks = Tasks::new();
+        tasks.intake("http", move |stop| common::http::serve(listener, router, stop));
+        tasks.intake("consumer", move |stop| consumer.run(stop));
+        tasks.background("outbox-relay", move |stop| relay.run(stop));
+        tasks.background("broker-watchdog", broker.watch_task());
+        let result = tasks.run(shutdown).await;
+        broker.close().await;
+        result
+    }
+}

@@ -1,0 +1,279 @@
+//! order-service against the real PostgreSQL and RabbitMQ: a fresh database
+//! and a unique queue prefix per test.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use common::{
+    events::{Event, OrderCreated, PaymentProcessed, PaymentStatus},
+    messaging::{
+        AmqpSettings,
+        topology::{PAYMENT_QUEUE, Topology},
+    },
+    testing::{self, BrokerCleanup, eventually},
+};
+use lapin::Connection;
+use order_service::{Application, Settings, db};
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+struct TestApp {
+    base: String,
+    pool: PgPool,
+    amqp: AmqpSettings,
+    conn: Connection,
+    http: reqwest::Client,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    _cleanup: BrokerCleanup,
+}
+
+impl TestApp {
+    async fn spawn() -> Self {
+        common::telemetry::init_for_tests();
+        let amqp = testing::fresh_amqp();
+        let cleanup = BrokerCleanup::all(&amqp);
+        let settings = Settings {
+            bind_addr: "127.0.0.1:0".parse().unwrap(),
+            database: testing::fresh_database("order"),
+            amqp: amqp.clone(),
+        };
+        let app = Application::build(settings).await.expect("order-service builds");
+        let base = format!("http://127.0.0.1:{}", app.port());
+        let pool = app.pool().clone();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+        let conn = testing::test_connection().await;
+        // Where order.order.created lands: payment-service's queue.
+        let topology = Topology::new(&amqp);
+        let channel = conn.create_channel().await.unwrap();
+        topology
+            .declare_queue(&channel, &topology.queue(PAYMENT_QUEUE, OrderCreated::ROUTING_KEY))
+            .await
+            .unwrap();
+        Self { base, pool, amqp, conn, http: reqwest::Client::new(), shutdown, task, _cleanup: cleanup }
+    }
+
+    async fn post_order(&self, body: &Value) -> reqwest::Response {
+        self.http.post(format!("{}/orders", self.base)).json(body).send().await.unwrap()
+    }
+
+    async fn get(&self, path: &str) -> reqwest::Response {
+        self.http.get(format!("{}{path}", self.base)).send().await.unwrap()
+    }
+
+    async fn order_created_events(&self, count: usize) -> Vec<OrderCreated> {
+        let queue = format!("{}{PAYMENT_QUEUE}", self.amqp.prefix);
+        testing::take_messages(&self.conn, &queue, count, Duration::from_secs(10))
+            .await
+            .iter()
+            .map(|m| serde_json::from_slice(&m.delivery.data).unwrap())
+            .collect()
+    }
+
+    async fn publish_payment(&self, event: &PaymentProcessed) {
+        let body = serde_json::to_vec(event).unwrap();
+        let exchange = Topology::new(&self.amqp).exchange();
+        testing::publish_raw(&self.conn, &exchange, PaymentProcessed::ROUTING_KEY, &body, &event.event_id.to_string())
+            .await;
+    }
+
+    async fn order_status(&self, id: Uuid) -> String {
+        let order: Value = self.get(&format!("/orders/{id}")).await.json().await.unwrap();
+        order["status"].as_str().unwrap().to_owned()
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        self.task.await.unwrap().expect("order-service stops cleanly");
+    }
+}
+
+fn seed_checkout() -> Value {
+    json!({"user_id": 1, "user_email": "test@example.com",
+           "items": [{"product_id": 1, "quantity": 1, "price": "1299.99"}]})
+}
+
+fn payment_for(order_id: Uuid, status: PaymentStatus) -> PaymentProcessed {
+    PaymentProcessed {
+        event_type: PaymentProcessed::EVENT_TYPE.into(),
+        event_id: Uuid::new_v4(),
+        timestamp: Utc::now(),
+        schema_version: 1,
+        payment_id: Uuid::new_v4(),
+        order_id,
+        user_id: 1,
+        user_email: "test@example.com".into(),
+        amount: "1299.99".parse().unwrap(),
+        currency: "USD".into(),
+        status,
+        transaction_id: (status == PaymentStatus::Completed).then(|| "TXN-0123456789AB".into()),
+        failure_reason: (status == PaymentStatus::Failed).then(|| "card_declined".into()),
+        items: vec![],
+    }
+}
+
+#[tokio::test]
+async fn the_seed_checkout_is_priced_stored_and_announced() {
+    let app = TestApp::spawn().await;
+
+    let response = app.post_order(&seed_checkout()).await;
+
+    assert_eq!(response.status(), 201);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let order: Value = response.json().await.unwrap();
+    let id: Uuid = order["id"].as_str().unwrap().parse().unwrap();
+    assert_eq!(id.get_version_num(), 4, "ids are random UUIDs");
+    assert_eq!(location, format!("/api/orders/{id}"));
+    assert_eq!(order["status"], "pending");
+    assert_eq!(order["total_amount"], "1299.99");
+    assert_eq!(order["currency"], "USD");
+    assert_eq!(order["payment"], Value::Null);
+    assert_eq!(
+        order["items"],
+        json!([{"product_id": 1, "name": "Gaming Laptop", "unit_price": "1299.99", "quantity": 1, "line_total": "1299.99"}])
+    );
+    assert!(order["processing_duration_ms"].as_f64().unwrap() >= 0.0);
+
+    let events = app.order_created_events(1).await;
+    assert_eq!(events[0].order_id, id);
+    assert_eq!(events[0].total_amount, Decimal::new(129999, 2));
+    assert_eq!(events[0].items[0].name, "Gaming Laptop");
+    eventually(Duration::from_secs(5), "the outbox row to be marked published", || async {
+        (common::messaging::outbox::pending_count(&app.pool).await.unwrap() == 0).then_some(())
+    })
+    .await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn totals_are_computed_from_the_catalog_not_the_client() {
+    let app = TestApp::spawn().await;
+
+    let response = app
+        .post_order(&json!({"user_id": 7, "user_email": "a@example.com",
+            "items": [{"product_id": 1, "quantity": 2}, {"product_id": 2, "quantity": 3}]}))
+        .await;
+
+    assert_eq!(response.status(), 201);
+    let order: Value = response.json().await.unwrap();
+    assert_eq!(order["total_amount"], "2749.95");
+    assert_eq!(order["items"][1]["line_total"], "149.97");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_tampered_price_is_refused_with_the_current_price_and_nothing_is_stored() {
+    let app = TestApp::spawn().await;
+    let mut body = seed_checkout();
+    body["items"][0]["price"] = json!("0.01");
+
+    let response = app.post_order(&body).await;
+
+    assert_eq!(response.status(), 409);
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    let problem: Value = response.json().await.unwrap();
+    assert_eq!(problem["current_prices"]["1"], "1299.99");
+    assert_eq!(problem["errors"][0]["field"], "items[0].price");
+    assert_eq!(db::orders::count_orders(&app.pool).await.unwrap(), 0);
+    assert_eq!(common::messaging::outbox::pending_count(&app.pool).await.unwrap(), 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn invalid_checkouts_are_refused_and_leave_nothing_behind() {
+    let app = TestApp::spawn().await;
+    let mut unknown = seed_checkout();
+    unknown["items"][0]["product_id"] = json!(999);
+    let mut zero = seed_checkout();
+    zero["items"][0]["quantity"] = json!(0);
+
+    for (body, status, field) in [(unknown, 422, "items[0].product_id"), (zero, 422, "items[0].quantity")] {
+        let response = app.post_order(&body).await;
+        assert_eq!(response.status(), status);
+        let problem: Value = response.json().await.unwrap();
+        assert_eq!(problem["errors"][0]["field"], field, "{problem}");
+    }
+    let malformed = app.http.post(format!("{}/orders", app.base)).body("{").send().await.unwrap();
+    assert_eq!(malformed.status(), 400);
+    assert_eq!(db::orders::count_orders(&app.pool).await.unwrap(), 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn orders_and_products_can_be_read_back() {
+    let app = TestApp::spawn().await;
+    let order: Value = app.post_order(&seed_checkout()).await.json().await.unwrap();
+    let id = order["id"].as_str().unwrap();
+
+    let fetched: Value = app.get(&format!("/orders/{id}")).await.json().await.unwrap();
+    assert_eq!(fetched, order);
+    let status: Value = app.get(&format!("/orders/{id}/status")).await.json().await.unwrap();
+    assert_eq!(status, json!({"id": id, "status": "pending", "payment": null}));
+    assert_eq!(app.get("/orders/not-a-uuid").await.status(), 400);
+    assert_eq!(app.get(&format!("/orders/{}", Uuid::new_v4())).await.status(), 404);
+
+    let products: Value = app.get("/products").await.json().await.unwrap();
+    assert_eq!(products[0]["name"], "Gaming Laptop");
+    assert_eq!(products[0]["price"], "1299.99");
+    let laptop: Value = app.get("/products/1").await.json().await.unwrap();
+    assert_eq!(laptop["currency"], "USD");
+    assert_eq!(app.get("/products/999").await.status(), 404);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_payment_result_settles_the_order_once() {
+    let app = TestApp::spawn().await;
+    let paid: Value = app.post_order(&seed_checkout()).await.json().await.unwrap();
+    let declined: Value = app.post_order(&seed_checkout()).await.json().await.unwrap();
+    let paid_id: Uuid = paid["id"].as_str().unwrap().parse().unwrap();
+    let declined_id: Uuid = declined["id"].as_str().unwrap().parse().unwrap();
+
+    let completed = payment_for(paid_id, PaymentStatus::Completed);
+    app.publish_payment(&completed).await;
+    eventually(Duration::from_secs(10), "the order paid", || async {
+        (app.order_status(paid_id).await == "paid").then_some(())
+    })
+    .await;
+    app.publish_payment(&completed).await; // redelivered
+    // A contradicting late result (new event id) does not flip a settled order.
+    app.publish_payment(&payment_for(paid_id, PaymentStatus::Failed)).await;
+    app.publish_payment(&payment_for(declined_id, PaymentStatus::Failed)).await;
+    eventually(Duration::from_secs(10), "the other order failed", || async {
+        (app.order_status(declined_id).await == "failed").then_some(())
+    })
+    .await;
+    // Consumers run concurrently: wait until the queue is drained before asserting.
+    let queue = format!("{}order_service_queue", app.amqp.prefix);
+    eventually(Duration::from_secs(10), "the queue drained", || async {
+        (testing::queue_depth(&app.conn, &queue).await == 0).then_some(())
+    })
+    .await;
+    let order: Value = app.get(&format!("/orders/{paid_id}")).await.json().await.unwrap();
+    assert_eq!(order["status"], "paid");
+    assert_eq!(order["payment"]["status"], "completed");
+    assert_eq!(order["payment"]["transaction_id"], "TXN-0123456789AB");
+    assert_eq!(order["payment"]["amount"], "1299.99");
+    let declined: Value = app.get(&format!("/orders/{declined_id}")).await.json().await.unwrap();
+    assert_eq!(declined["payment"]["failure_reason"], "card_declined");
+    assert_eq!(declined["payment"]["transaction_id"], Value::Null);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_payment_for_an_unknown_order_is_parked() {
+    let app = TestApp::spawn().await;
+    let stray = payment_for(Uuid::new_v4(), PaymentStatus::Completed);
+
+    app.publish_payment(&stray).await;
+
+    let dlq = format!("{}order_service_queue.dlq", app.amqp.prefix);
+    let parked = testing::take_messages(&app.conn, &dlq, 1, Duration::from_secs(10)).await;
+    let reason = common::messaging::headers::get_str(&parked[0].delivery.properties, "x-park-reason").unwrap();
+    assert!(reason.contains("unknown order"), "{reason}");
+    app.stop().await;
+}
