@@ -44,7 +44,8 @@ pub fn fresh_database(service: &str) -> DatabaseSettings {
     );
     DatabaseSettings {
         url: format!("{base}/{name}"),
-        max_connections: 10,
+        // Small: several services of several concurrent tests share one server.
+        max_connections: 5,
         acquire_timeout: Duration::from_secs(3),
     }
 }
@@ -201,7 +202,10 @@ pub async fn take_messages(
             return taken;
         }
         if tokio::time::Instant::now() >= deadline {
-            panic!("expected {count} messages on {queue} within {timeout:?}, got {}", taken.len());
+            panic!(
+                "expected {count} messages on {queue} within {timeout:?}, got {}",
+                taken.len()
+            );
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -18,7 +18,10 @@ pub enum ApiError {
     NotFound(String),
     /// 409: a client price differs from the catalog; carries the current prices.
     #[error("price changed")]
-    PriceChanged { errors: Vec<FieldError>, current_prices: Vec<(i64, Decimal)> },
+    PriceChanged {
+        errors: Vec<FieldError>,
+        current_prices: Vec<(i64, Decimal)>,
+    },
     /// 422: the request is well-formed JSON but invalid.
     #[error("invalid request")]
     Validation(Vec<FieldError>),
@@ -44,11 +47,20 @@ impl From<PricingError> for ApiError {
     fn from(e: PricingError) -> Self {
         match e {
             PricingError::UnknownProducts(errors) => ApiError::Validation(errors),
-            PricingError::PriceChanged { errors, current_prices } => ApiError::PriceChanged { errors, current_prices },
-            PricingError::MixedCurrencies => {
-                ApiError::Validation(vec![FieldError::new("items", "items are priced in different currencies")])
+            PricingError::PriceChanged {
+                errors,
+                current_prices,
+            } => ApiError::PriceChanged {
+                errors,
+                current_prices,
+            },
+            PricingError::MixedCurrencies => ApiError::Validation(vec![FieldError::new(
+                "items",
+                "items are priced in different currencies",
+            )]),
+            PricingError::TotalTooLarge => {
+                ApiError::Validation(vec![FieldError::new("items", "order total too large")])
             }
-            PricingError::TotalTooLarge => ApiError::Validation(vec![FieldError::new("items", "order total too large")]),
         }
     }
 }
@@ -60,9 +72,14 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest(detail) => Problem::bad_request(detail),
             ApiError::NotFound(detail) => Problem::not_found(detail),
             ApiError::Validation(errors) => Problem::validation(errors),
-            ApiError::PriceChanged { errors, current_prices } => {
-                let prices: Map<String, Value> =
-                    current_prices.into_iter().map(|(id, p)| (id.to_string(), Value::String(p.to_string()))).collect();
+            ApiError::PriceChanged {
+                errors,
+                current_prices,
+            } => {
+                let prices: Map<String, Value> = current_prices
+                    .into_iter()
+                    .map(|(id, p)| (id.to_string(), Value::String(p.to_string())))
+                    .collect();
                 let mut p = Problem::new(
                     StatusCode::CONFLICT,
                     "price-changed",

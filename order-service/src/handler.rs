@@ -31,12 +31,16 @@ impl Handler<PaymentProcessed> for PaymentResultHandler {
         }
         if !db::orders::apply_payment_result(&mut tx, event).await? {
             if !db::orders::order_exists(&mut tx, event.order_id).await? {
-                return Err(HandlerError::permanent(format!("payment for unknown order {}", event.order_id)));
+                return Err(HandlerError::permanent(format!(
+                    "payment for unknown order {}",
+                    event.order_id
+                )));
             }
             tracing::info!(order_id = %event.order_id, "order already settled; payment result ignored");
         }
         tx.commit().await?;
-        metrics::counter!("orders_settled_total", "payment_status" => event.status.as_str()).increment(1);
+        metrics::counter!("orders_settled_total", "payment_status" => event.status.as_str())
+            .increment(1);
         tracing::info!(order_id = %event.order_id, status = event.status.as_str(), "payment result applied");
         Ok(())
     }

@@ -3,7 +3,10 @@ use order_service::{Application, Settings};
 #[tokio::main]
 async fn main() {
     if let Err(e) = run().await {
-        tracing::error!(error = format!("{e:#}"), "order-service stopped with an error");
+        tracing::error!(
+            error = format!("{e:#}"),
+            "order-service stopped with an error"
+        );
         eprintln!("order-service: {e:#}");
         std::process::exit(1);
     }

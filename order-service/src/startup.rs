@@ -34,13 +34,21 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         common::metrics::install();
         let listener = TcpListener::bind(settings.bind_addr).await?;
-        let pool = db::connect_with_retry(&settings.database, &MIGRATOR, &CancellationToken::new()).await?;
+        let pool = db::connect_with_retry(&settings.database, &MIGRATOR, &CancellationToken::new())
+            .await?;
         let broker = Broker::connect(settings.amqp, SERVICE).await?;
-        Ok(Self { listener, pool, broker })
+        Ok(Self {
+            listener,
+            pool,
+            broker,
+        })
     }
 
     pub fn port(&self) -> u16 {
-        self.listener.local_addr().map(|a| a.port()).unwrap_or_default()
+        self.listener
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or_default()
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -50,18 +58,36 @@ impl Application {
     /// Runs until `shutdown`: finishes in-flight requests and payment results,
     /// then flushes the outbox.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let Self { listener, pool, broker } = self;
+        let Self {
+            listener,
+            pool,
+            broker,
+        } = self;
         let relay = broker.relay(pool.clone());
         let attached = Flag::default();
         let handler = PaymentResultHandler { pool: pool.clone() };
-        let consumer = broker.consumer::<PaymentProcessed, _>(ORDER_QUEUE, Arc::new(handler), attached.clone());
-        let readiness =
-            broker.readiness(Readiness::default().with("database", PostgresCheck(pool.clone())), &[attached]);
-        let api = routes::router(AppState { pool, relay: relay.notifier() });
-        let router = common::http::with_standard_layers(api.merge(common::health::router(readiness)), SERVICE);
+        let consumer = broker.consumer::<PaymentProcessed, _>(
+            ORDER_QUEUE,
+            Arc::new(handler),
+            attached.clone(),
+        );
+        let readiness = broker.readiness(
+            Readiness::default().with("database", PostgresCheck(pool.clone())),
+            &[attached],
+        );
+        let api = routes::router(AppState {
+            pool,
+            relay: relay.notifier(),
+        });
+        let router = common::http::with_standard_layers(
+            api.merge(common::health::router(readiness)),
+            SERVICE,
+        );
 
         let mut tasks = Tasks::new();
-        tasks.intake("http", move |stop| common::http::serve(listener, router, stop));
+        tasks.intake("http", move |stop| {
+            common::http::serve(listener, router, stop)
+        });
         tasks.intake("consumer", move |stop| consumer.run(stop));
         tasks.background("outbox-relay", move |stop| relay.run(stop));
         tasks.background("broker-watchdog", broker.watch_task());

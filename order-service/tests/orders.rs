@@ -41,7 +41,9 @@ impl TestApp {
             database: testing::fresh_database("order"),
             amqp: amqp.clone(),
         };
-        let app = Application::build(settings).await.expect("order-service builds");
+        let app = Application::build(settings)
+            .await
+            .expect("order-service builds");
         let base = format!("http://127.0.0.1:{}", app.port());
         let pool = app.pool().clone();
         let shutdown = CancellationToken::new();
@@ -51,18 +53,39 @@ impl TestApp {
         let topology = Topology::new(&amqp);
         let channel = conn.create_channel().await.unwrap();
         topology
-            .declare_queue(&channel, &topology.queue(PAYMENT_QUEUE, OrderCreated::ROUTING_KEY))
+            .declare_queue(
+                &channel,
+                &topology.queue(PAYMENT_QUEUE, OrderCreated::ROUTING_KEY),
+            )
             .await
             .unwrap();
-        Self { base, pool, amqp, conn, http: reqwest::Client::new(), shutdown, task, _cleanup: cleanup }
+        Self {
+            base,
+            pool,
+            amqp,
+            conn,
+            http: reqwest::Client::new(),
+            shutdown,
+            task,
+            _cleanup: cleanup,
+        }
     }
 
     async fn post_order(&self, body: &Value) -> reqwest::Response {
-        self.http.post(format!("{}/orders", self.base)).json(body).send().await.unwrap()
+        self.http
+            .post(format!("{}/orders", self.base))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
     }
 
     async fn get(&self, path: &str) -> reqwest::Response {
-        self.http.get(format!("{}{path}", self.base)).send().await.unwrap()
+        self.http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap()
     }
 
     async fn order_created_events(&self, count: usize) -> Vec<OrderCreated> {
@@ -77,18 +100,32 @@ impl TestApp {
     async fn publish_payment(&self, event: &PaymentProcessed) {
         let body = serde_json::to_vec(event).unwrap();
         let exchange = Topology::new(&self.amqp).exchange();
-        testing::publish_raw(&self.conn, &exchange, PaymentProcessed::ROUTING_KEY, &body, &event.event_id.to_string())
-            .await;
+        testing::publish_raw(
+            &self.conn,
+            &exchange,
+            PaymentProcessed::ROUTING_KEY,
+            &body,
+            &event.event_id.to_string(),
+        )
+        .await;
     }
 
     async fn order_status(&self, id: Uuid) -> String {
-        let order: Value = self.get(&format!("/orders/{id}")).await.json().await.unwrap();
+        let order: Value = self
+            .get(&format!("/orders/{id}"))
+            .await
+            .json()
+            .await
+            .unwrap();
         order["status"].as_str().unwrap().to_owned()
     }
 
     async fn stop(self) {
         self.shutdown.cancel();
-        self.task.await.unwrap().expect("order-service stops cleanly");
+        self.task
+            .await
+            .unwrap()
+            .expect("order-service stops cleanly");
     }
 }
 
@@ -142,9 +179,17 @@ async fn the_seed_checkout_is_priced_stored_and_announced() {
     assert_eq!(events[0].order_id, id);
     assert_eq!(events[0].total_amount, Decimal::new(129999, 2));
     assert_eq!(events[0].items[0].name, "Gaming Laptop");
-    eventually(Duration::from_secs(5), "the outbox row to be marked published", || async {
-        (common::messaging::outbox::pending_count(&app.pool).await.unwrap() == 0).then_some(())
-    })
+    eventually(
+        Duration::from_secs(5),
+        "the outbox row to be marked published",
+        || async {
+            (common::messaging::outbox::pending_count(&app.pool)
+                .await
+                .unwrap()
+                == 0)
+                .then_some(())
+        },
+    )
     .await;
     app.stop().await;
 }
@@ -174,12 +219,20 @@ async fn a_tampered_price_is_refused_with_the_current_price_and_nothing_is_store
     let response = app.post_order(&body).await;
 
     assert_eq!(response.status(), 409);
-    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
     let problem: Value = response.json().await.unwrap();
     assert_eq!(problem["current_prices"]["1"], "1299.99");
     assert_eq!(problem["errors"][0]["field"], "items[0].price");
     assert_eq!(db::orders::count_orders(&app.pool).await.unwrap(), 0);
-    assert_eq!(common::messaging::outbox::pending_count(&app.pool).await.unwrap(), 0);
+    assert_eq!(
+        common::messaging::outbox::pending_count(&app.pool)
+            .await
+            .unwrap(),
+        0
+    );
     app.stop().await;
 }
 
@@ -191,13 +244,22 @@ async fn invalid_checkouts_are_refused_and_leave_nothing_behind() {
     let mut zero = seed_checkout();
     zero["items"][0]["quantity"] = json!(0);
 
-    for (body, status, field) in [(unknown, 422, "items[0].product_id"), (zero, 422, "items[0].quantity")] {
+    for (body, status, field) in [
+        (unknown, 422, "items[0].product_id"),
+        (zero, 422, "items[0].quantity"),
+    ] {
         let response = app.post_order(&body).await;
         assert_eq!(response.status(), status);
         let problem: Value = response.json().await.unwrap();
         assert_eq!(problem["errors"][0]["field"], field, "{problem}");
     }
-    let malformed = app.http.post(format!("{}/orders", app.base)).body("{").send().await.unwrap();
+    let malformed = app
+        .http
+        .post(format!("{}/orders", app.base))
+        .body("{")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(malformed.status(), 400);
     assert_eq!(db::orders::count_orders(&app.pool).await.unwrap(), 0);
     app.stop().await;
@@ -209,12 +271,30 @@ async fn orders_and_products_can_be_read_back() {
     let order: Value = app.post_order(&seed_checkout()).await.json().await.unwrap();
     let id = order["id"].as_str().unwrap();
 
-    let fetched: Value = app.get(&format!("/orders/{id}")).await.json().await.unwrap();
+    let fetched: Value = app
+        .get(&format!("/orders/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(fetched, order);
-    let status: Value = app.get(&format!("/orders/{id}/status")).await.json().await.unwrap();
-    assert_eq!(status, json!({"id": id, "status": "pending", "payment": null}));
+    let status: Value = app
+        .get(&format!("/orders/{id}/status"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        status,
+        json!({"id": id, "status": "pending", "payment": null})
+    );
     assert_eq!(app.get("/orders/not-a-uuid").await.status(), 400);
-    assert_eq!(app.get(&format!("/orders/{}", Uuid::new_v4())).await.status(), 404);
+    assert_eq!(
+        app.get(&format!("/orders/{}", Uuid::new_v4()))
+            .await
+            .status(),
+        404
+    );
 
     let products: Value = app.get("/products").await.json().await.unwrap();
     assert_eq!(products[0]["name"], "Gaming Laptop");
@@ -241,11 +321,15 @@ async fn a_payment_result_settles_the_order_once() {
     .await;
     app.publish_payment(&completed).await; // redelivered
     // A contradicting late result (new event id) does not flip a settled order.
-    app.publish_payment(&payment_for(paid_id, PaymentStatus::Failed)).await;
-    app.publish_payment(&payment_for(declined_id, PaymentStatus::Failed)).await;
-    eventually(Duration::from_secs(10), "the other order failed", || async {
-        (app.order_status(declined_id).await == "failed").then_some(())
-    })
+    app.publish_payment(&payment_for(paid_id, PaymentStatus::Failed))
+        .await;
+    app.publish_payment(&payment_for(declined_id, PaymentStatus::Failed))
+        .await;
+    eventually(
+        Duration::from_secs(10),
+        "the other order failed",
+        || async { (app.order_status(declined_id).await == "failed").then_some(()) },
+    )
     .await;
     // Consumers run concurrently: wait until the queue is drained before asserting.
     let queue = format!("{}order_service_queue", app.amqp.prefix);
@@ -253,12 +337,22 @@ async fn a_payment_result_settles_the_order_once() {
         (testing::queue_depth(&app.conn, &queue).await == 0).then_some(())
     })
     .await;
-    let order: Value = app.get(&format!("/orders/{paid_id}")).await.json().await.unwrap();
+    let order: Value = app
+        .get(&format!("/orders/{paid_id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(order["status"], "paid");
     assert_eq!(order["payment"]["status"], "completed");
     assert_eq!(order["payment"]["transaction_id"], "TXN-0123456789AB");
     assert_eq!(order["payment"]["amount"], "1299.99");
-    let declined: Value = app.get(&format!("/orders/{declined_id}")).await.json().await.unwrap();
+    let declined: Value = app
+        .get(&format!("/orders/{declined_id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(declined["payment"]["failure_reason"], "card_declined");
     assert_eq!(declined["payment"]["transaction_id"], Value::Null);
     app.stop().await;
@@ -273,7 +367,9 @@ async fn a_payment_for_an_unknown_order_is_parked() {
 
     let dlq = format!("{}order_service_queue.dlq", app.amqp.prefix);
     let parked = testing::take_messages(&app.conn, &dlq, 1, Duration::from_secs(10)).await;
-    let reason = common::messaging::headers::get_str(&parked[0].delivery.properties, "x-park-reason").unwrap();
+    let reason =
+        common::messaging::headers::get_str(&parked[0].delivery.properties, "x-park-reason")
+            .unwrap();
     assert!(reason.contains("unknown order"), "{reason}");
     app.stop().await;
 }

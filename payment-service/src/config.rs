@@ -36,7 +36,10 @@ impl Settings {
             amqp: AmqpSettings::from_env(100, &[1_000, 5_000, 30_000])?,
             provider: ProviderSettings {
                 delay: config::millis_or("PAYMENT_DELAY_MS", 1_000)?,
-                decline_above: config::parse_or("PAYMENT_DECLINE_ABOVE", Decimal::from_str("10000.00").expect("literal"))?,
+                decline_above: config::parse_or(
+                    "PAYMENT_DECLINE_ABOVE",
+                    Decimal::from_str("10000.00").expect("literal"),
+                )?,
             },
         })
     }

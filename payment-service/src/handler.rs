@@ -71,9 +71,15 @@ impl Handler<OrderCreated> for PaymentHandler {
     }
 }
 
-fn payment_and_event(order: &OrderCreated, charge: &Charge, attempt: u32) -> (Payment, PaymentProcessed) {
+fn payment_and_event(
+    order: &OrderCreated,
+    charge: &Charge,
+    attempt: u32,
+) -> (Payment, PaymentProcessed) {
     let (status, transaction_id, failure_reason) = match charge {
-        Charge::Approved { transaction_id } => (PaymentStatus::Completed, Some(transaction_id.clone()), None),
+        Charge::Approved { transaction_id } => {
+            (PaymentStatus::Completed, Some(transaction_id.clone()), None)
+        }
         Charge::Declined { reason } => (PaymentStatus::Failed, None, Some((*reason).to_owned())),
     };
     let now = Utc::now();

@@ -3,7 +3,10 @@ use payment_service::{Application, Settings};
 #[tokio::main]
 async fn main() {
     if let Err(e) = run().await {
-        tracing::error!(error = format!("{e:#}"), "payment-service stopped with an error");
+        tracing::error!(
+            error = format!("{e:#}"),
+            "payment-service stopped with an error"
+        );
         eprintln!("payment-service: {e:#}");
         std::process::exit(1);
     }

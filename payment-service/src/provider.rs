@@ -39,7 +39,11 @@ impl Provider {
     }
 
     /// Charges `order`; `attempt` is 0 on the first try.
-    pub async fn charge(&self, order: &OrderCreated, attempt: u32) -> Result<Charge, ProviderUnavailable> {
+    pub async fn charge(
+        &self,
+        order: &OrderCreated,
+        attempt: u32,
+    ) -> Result<Charge, ProviderUnavailable> {
         if !self.settings.delay.is_zero() {
             tokio::time::sleep(self.settings.delay).await;
         }
@@ -47,17 +51,26 @@ impl Provider {
     }
 
     fn decide(&self, order: &OrderCreated, attempt: u32) -> Result<Charge, ProviderUnavailable> {
-        let local_part = order.user_email.rsplit_once('@').map_or("", |(local, _)| local);
+        let local_part = order
+            .user_email
+            .rsplit_once('@')
+            .map_or("", |(local, _)| local);
         if local_part.ends_with("+flaky") && attempt < 2 {
             return Err(ProviderUnavailable { attempt });
         }
         if local_part.ends_with("+decline") {
-            return Ok(Charge::Declined { reason: "card_declined" });
+            return Ok(Charge::Declined {
+                reason: "card_declined",
+            });
         }
         if order.total_amount > self.settings.decline_above {
-            return Ok(Charge::Declined { reason: "amount_exceeds_limit" });
+            return Ok(Charge::Declined {
+                reason: "amount_exceeds_limit",
+            });
         }
-        Ok(Charge::Approved { transaction_id: transaction_id() })
+        Ok(Charge::Approved {
+            transaction_id: transaction_id(),
+        })
     }
 }
 
@@ -75,7 +88,10 @@ mod tests {
     use std::{str::FromStr, time::Duration};
 
     fn provider() -> Provider {
-        Provider::new(ProviderSettings { delay: Duration::ZERO, decline_above: Decimal::from(10_000) })
+        Provider::new(ProviderSettings {
+            delay: Duration::ZERO,
+            decline_above: Decimal::from(10_000),
+        })
     }
 
     fn order(email: &str, total: &str) -> OrderCreated {
@@ -95,25 +111,42 @@ mod tests {
 
     #[test]
     fn an_ordinary_order_is_approved_with_a_well_formed_transaction_id() {
-        let Ok(Charge::Approved { transaction_id }) = provider().decide(&order("a@example.com", "1299.99"), 0) else {
+        let Ok(Charge::Approved { transaction_id }) =
+            provider().decide(&order("a@example.com", "1299.99"), 0)
+        else {
             panic!("expected approval");
         };
         assert_eq!(transaction_id.len(), 16);
         assert!(transaction_id.starts_with("TXN-"));
-        assert!(transaction_id[4..].chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_lowercase()));
+        assert!(
+            transaction_id[4..]
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_lowercase())
+        );
     }
 
     #[test]
     fn decline_addresses_and_large_amounts_are_declined() {
         assert_eq!(
-            provider().decide(&order("a+decline@example.com", "1.00"), 0).unwrap(),
-            Charge::Declined { reason: "card_declined" }
+            provider()
+                .decide(&order("a+decline@example.com", "1.00"), 0)
+                .unwrap(),
+            Charge::Declined {
+                reason: "card_declined"
+            }
         );
         assert_eq!(
-            provider().decide(&order("a@example.com", "10000.01"), 0).unwrap(),
-            Charge::Declined { reason: "amount_exceeds_limit" }
+            provider()
+                .decide(&order("a@example.com", "10000.01"), 0)
+                .unwrap(),
+            Charge::Declined {
+                reason: "amount_exceeds_limit"
+            }
         );
-        assert!(matches!(provider().decide(&order("a@example.com", "10000.00"), 0), Ok(Charge::Approved { .. })));
+        assert!(matches!(
+            provider().decide(&order("a@example.com", "10000.00"), 0),
+            Ok(Charge::Approved { .. })
+        ));
     }
 
     #[test]
@@ -121,6 +154,9 @@ mod tests {
         let flaky = order("a+flaky@example.com", "5.00");
         assert!(provider().decide(&flaky, 0).is_err());
         assert!(provider().decide(&flaky, 1).is_err());
-        assert!(matches!(provider().decide(&flaky, 2), Ok(Charge::Approved { .. })));
+        assert!(matches!(
+            provider().decide(&flaky, 2),
+            Ok(Charge::Approved { .. })
+        ));
     }
 }

@@ -31,13 +31,22 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         common::metrics::install();
         let listener = TcpListener::bind(settings.bind_addr).await?;
-        let pool = db::connect_with_retry(&settings.database, &MIGRATOR, &CancellationToken::new()).await?;
+        let pool = db::connect_with_retry(&settings.database, &MIGRATOR, &CancellationToken::new())
+            .await?;
         let broker = Broker::connect(settings.amqp.clone(), SERVICE).await?;
-        Ok(Self { listener, pool, broker, settings })
+        Ok(Self {
+            listener,
+            pool,
+            broker,
+            settings,
+        })
     }
 
     pub fn port(&self) -> u16 {
-        self.listener.local_addr().map(|a| a.port()).unwrap_or_default()
+        self.listener
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or_default()
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -46,7 +55,12 @@ impl Application {
 
     /// Runs until `shutdown`: drains in-flight payments, flushes the outbox.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let Self { listener, pool, broker, settings } = self;
+        let Self {
+            listener,
+            pool,
+            broker,
+            settings,
+        } = self;
         let relay = broker.relay(pool.clone());
         let handler = PaymentHandler {
             pool: pool.clone(),
@@ -54,12 +68,18 @@ impl Application {
             relay: relay.notifier(),
         };
         let attached = Flag::default();
-        let consumer = broker.consumer::<OrderCreated, _>(PAYMENT_QUEUE, Arc::new(handler), attached.clone());
-        let readiness = broker.readiness(Readiness::default().with("database", PostgresCheck(pool)), &[attached]);
+        let consumer =
+            broker.consumer::<OrderCreated, _>(PAYMENT_QUEUE, Arc::new(handler), attached.clone());
+        let readiness = broker.readiness(
+            Readiness::default().with("database", PostgresCheck(pool)),
+            &[attached],
+        );
         let router = common::http::with_standard_layers(common::health::router(readiness), SERVICE);
 
         let mut tasks = Tasks::new();
-        tasks.intake("http", move |stop| common::http::serve(listener, router, stop));
+        tasks.intake("http", move |stop| {
+            common::http::serve(listener, router, stop)
+        });
         tasks.intake("consumer", move |stop| consumer.run(stop));
         tasks.background("outbox-relay", move |stop| relay.run(stop));
         tasks.background("broker-watchdog", broker.watch_task());

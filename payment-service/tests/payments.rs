@@ -37,9 +37,14 @@ impl TestApp {
             bind_addr: "127.0.0.1:0".parse().unwrap(),
             database: testing::fresh_database("payment"),
             amqp: amqp.clone(),
-            provider: ProviderSettings { delay: Duration::ZERO, decline_above: Decimal::from(10_000) },
+            provider: ProviderSettings {
+                delay: Duration::ZERO,
+                decline_above: Decimal::from(10_000),
+            },
         };
-        let app = Application::build(settings).await.expect("payment-service builds");
+        let app = Application::build(settings)
+            .await
+            .expect("payment-service builds");
         let pool = app.pool().clone();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
@@ -48,10 +53,20 @@ impl TestApp {
         let topology = Topology::new(&amqp);
         let channel = conn.create_channel().await.unwrap();
         topology
-            .declare_queue(&channel, &topology.queue(EMAIL_QUEUE, PaymentProcessed::ROUTING_KEY))
+            .declare_queue(
+                &channel,
+                &topology.queue(EMAIL_QUEUE, PaymentProcessed::ROUTING_KEY),
+            )
             .await
             .unwrap();
-        let test_app = Self { pool, amqp, conn, shutdown, task, _cleanup: cleanup };
+        let test_app = Self {
+            pool,
+            amqp,
+            conn,
+            shutdown,
+            task,
+            _cleanup: cleanup,
+        };
         test_app.wait_until_consuming().await;
         test_app
     }
@@ -66,14 +81,25 @@ impl TestApp {
 
     async fn wait_until_consuming(&self) {
         let queue = self.queue(PAYMENT_QUEUE);
-        eventually(Duration::from_secs(10), "the consumer to attach", || async {
-            let channel = self.conn.create_channel().await.ok()?;
-            let q = channel
-                .queue_declare(queue.as_str().into(), lapin::options::QueueDeclareOptions { passive: true, ..Default::default() }, Default::default())
-                .await
-                .ok()?;
-            (q.consumer_count() > 0).then_some(())
-        })
+        eventually(
+            Duration::from_secs(10),
+            "the consumer to attach",
+            || async {
+                let channel = self.conn.create_channel().await.ok()?;
+                let q = channel
+                    .queue_declare(
+                        queue.as_str().into(),
+                        lapin::options::QueueDeclareOptions {
+                            passive: true,
+                            ..Default::default()
+                        },
+                        Default::default(),
+                    )
+                    .await
+                    .ok()?;
+                (q.consumer_count() > 0).then_some(())
+            },
+        )
         .await;
     }
 
@@ -83,20 +109,35 @@ impl TestApp {
     }
 
     async fn publish_raw(&self, body: &[u8], message_id: &str) {
-        testing::publish_raw(&self.conn, &self.topology().exchange(), OrderCreated::ROUTING_KEY, body, message_id).await;
+        testing::publish_raw(
+            &self.conn,
+            &self.topology().exchange(),
+            OrderCreated::ROUTING_KEY,
+            body,
+            message_id,
+        )
+        .await;
     }
 
     async fn payment_events(&self, count: usize) -> Vec<PaymentProcessed> {
-        testing::take_messages(&self.conn, &self.queue(EMAIL_QUEUE), count, Duration::from_secs(10))
-            .await
-            .iter()
-            .map(|m| serde_json::from_slice(&m.delivery.data).unwrap())
-            .collect()
+        testing::take_messages(
+            &self.conn,
+            &self.queue(EMAIL_QUEUE),
+            count,
+            Duration::from_secs(10),
+        )
+        .await
+        .iter()
+        .map(|m| serde_json::from_slice(&m.delivery.data).unwrap())
+        .collect()
     }
 
     async fn stop(self) {
         self.shutdown.cancel();
-        self.task.await.unwrap().expect("payment-service stops cleanly");
+        self.task
+            .await
+            .unwrap()
+            .expect("payment-service stops cleanly");
     }
 }
 
@@ -128,7 +169,10 @@ async fn an_order_is_charged_once_and_its_outcome_published() {
     app.publish(&order).await;
 
     let events = app.payment_events(1).await;
-    let payment = db::find_payment(&app.pool, order.order_id).await.unwrap().expect("payment stored");
+    let payment = db::find_payment(&app.pool, order.order_id)
+        .await
+        .unwrap()
+        .expect("payment stored");
     assert_eq!(payment.status, "completed");
     assert_eq!(payment.amount, order.total_amount);
     let event = &events[0];
@@ -161,7 +205,10 @@ async fn a_redelivered_order_created_event_creates_no_second_payment() {
     })
     .await;
     assert_eq!(db::count_payments(&app.pool).await.unwrap(), 2);
-    let for_order = events.iter().filter(|e| e.order_id == order.order_id).count();
+    let for_order = events
+        .iter()
+        .filter(|e| e.order_id == order.order_id)
+        .count();
     assert_eq!(for_order, 1, "one payment.processed for the order");
     app.stop().await;
 }
@@ -177,7 +224,10 @@ async fn a_declined_card_stores_a_failed_payment_and_publishes_the_failure() {
     assert_eq!(events[0].status.as_str(), "failed");
     assert_eq!(events[0].transaction_id, None);
     assert_eq!(events[0].failure_reason.as_deref(), Some("card_declined"));
-    let payment = db::find_payment(&app.pool, order.order_id).await.unwrap().unwrap();
+    let payment = db::find_payment(&app.pool, order.order_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(payment.status, "failed");
     app.stop().await;
 }
@@ -191,10 +241,17 @@ async fn a_flaky_provider_is_retried_with_backoff_until_it_succeeds() {
 
     let events = app.payment_events(1).await;
     assert_eq!(events[0].status.as_str(), "completed");
-    let payment = db::find_payment(&app.pool, order.order_id).await.unwrap().unwrap();
+    let payment = db::find_payment(&app.pool, order.order_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(payment.attempts, 3, "two transient failures, then success");
     let dlq = app.queue("payment_service_queue.dlq");
-    assert_eq!(testing::queue_depth(&app.conn, &dlq).await, 0, "nothing parked");
+    assert_eq!(
+        testing::queue_depth(&app.conn, &dlq).await,
+        0,
+        "nothing parked"
+    );
     app.stop().await;
 }
 
@@ -208,24 +265,31 @@ async fn malformed_and_wrong_schema_messages_are_parked_at_once_and_others_keep_
     let good = order("good@example.com");
 
     app.publish_raw(b"{not json", "poison-1").await;
-    app.publish_raw(&serde_json::to_vec(&wrong_schema).unwrap(), "poison-2").await;
-    app.publish_raw(&serde_json::to_vec(&missing_order_id).unwrap(), "poison-3").await;
+    app.publish_raw(&serde_json::to_vec(&wrong_schema).unwrap(), "poison-2")
+        .await;
+    app.publish_raw(&serde_json::to_vec(&missing_order_id).unwrap(), "poison-3")
+        .await;
     app.publish_raw(&vec![b' '; 100 * 1024], "poison-4").await;
     app.publish(&good).await;
 
     app.payment_events(1).await;
     let dlq = app.queue("payment_service_queue.dlq");
-    let mut parked: Vec<(String, String, u32)> = testing::take_messages(&app.conn, &dlq, 4, Duration::from_secs(10))
-        .await
-        .iter()
-        .map(|message| {
-            let props = &message.delivery.properties;
-            let id = props.message_id().as_ref().map(|s| s.to_string()).unwrap_or_default();
-            let reason = headers::get_str(props, headers::PARK_REASON).unwrap_or_default();
-            let retries = headers::get_u32(props, headers::RETRY_COUNT).unwrap_or(99);
-            (id, reason, retries)
-        })
-        .collect();
+    let mut parked: Vec<(String, String, u32)> =
+        testing::take_messages(&app.conn, &dlq, 4, Duration::from_secs(10))
+            .await
+            .iter()
+            .map(|message| {
+                let props = &message.delivery.properties;
+                let id = props
+                    .message_id()
+                    .as_ref()
+                    .map(|s| s.to_string())
+                    .unwrap_or_default();
+                let reason = headers::get_str(props, headers::PARK_REASON).unwrap_or_default();
+                let retries = headers::get_u32(props, headers::RETRY_COUNT).unwrap_or(99);
+                (id, reason, retries)
+            })
+            .collect();
     parked.sort();
     let ids: Vec<&str> = parked.iter().map(|(id, _, _)| id.as_str()).collect();
     assert_eq!(ids, ["poison-1", "poison-2", "poison-3", "poison-4"]);
@@ -233,8 +297,10 @@ async fn malformed_and_wrong_schema_messages_are_parked_at_once_and_others_keep_
     assert!(parked[1].1.contains("schema_version"), "{:?}", parked[1]);
     assert!(parked[2].1.contains("order_id"), "{:?}", parked[2]);
     assert!(parked[3].1.contains("exceeds"), "{:?}", parked[3]);
-    assert!(parked.iter().all(|(_, _, retries)| *retries == 0), "parked at once, never retried");
+    assert!(
+        parked.iter().all(|(_, _, retries)| *retries == 0),
+        "parked at once, never retried"
+    );
     assert_eq!(db::count_payments(&app.pool).await.unwrap(), 1);
     app.stop().await;
 }
-

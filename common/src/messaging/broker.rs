@@ -37,48 +37,88 @@ impl Broker {
         let conn = connection::connect(&settings, &name, &CancellationToken::new()).await?;
         let connected = Flag::default();
         connected.set(true);
-        Ok(Self { conn: Arc::new(conn), topology: Topology::new(&settings), settings, connected, service })
+        Ok(Self {
+            conn: Arc::new(conn),
+            topology: Topology::new(&settings),
+            settings,
+            connected,
+            service,
+        })
     }
 
     /// A confirm-mode publisher whose channels declare the exchanges first.
     pub fn publisher(&self) -> Publisher {
         let topology = self.topology.clone();
-        Publisher::new(self.conn.clone(), self.settings.confirm_timeout, move |channel| {
-            let topology = topology.clone();
-            async move { topology.declare_exchanges(&channel).await }.boxed()
-        })
+        Publisher::new(
+            self.conn.clone(),
+            self.settings.confirm_timeout,
+            move |channel| {
+                let topology = topology.clone();
+                async move { topology.declare_exchanges(&channel).await }.boxed()
+            },
+        )
     }
 
     /// An outbox relay publishing this service's events to the exchange.
     pub fn relay(&self, pool: PgPool) -> Relay {
-        Relay::new(pool, self.publisher(), self.topology.exchange(), self.service)
+        Relay::new(
+            pool,
+            self.publisher(),
+            self.topology.exchange(),
+            self.service,
+        )
     }
 
     /// A supervised consumer of work queue `base` (a `topology::*_QUEUE`), bound
     /// to `E`'s routing key; `attached` is set while it consumes.
-    pub fn consumer<E: Event, H: Handler<E>>(&self, base: &str, handler: Arc<H>, attached: Flag) -> Consumer<E, H> {
+    pub fn consumer<E: Event, H: Handler<E>>(
+        &self,
+        base: &str,
+        handler: Arc<H>,
+        attached: Flag,
+    ) -> Consumer<E, H> {
         let queue = self.topology.queue(base, E::ROUTING_KEY);
-        Consumer::new(self.conn.clone(), self.settings.clone(), queue, handler, self.service, attached)
+        Consumer::new(
+            self.conn.clone(),
+            self.settings.clone(),
+            queue,
+            handler,
+            self.service,
+            attached,
+        )
     }
 
     /// `/ready` checks for the connection and for each consumer's flag.
     pub fn readiness(&self, readiness: Readiness, consumers: &[Flag]) -> Readiness {
         let mut readiness = readiness.with(
             "rabbitmq",
-            FlagCheck { flag: self.connected.clone(), when_down: "RabbitMQ connection down; reconnecting" },
+            FlagCheck {
+                flag: self.connected.clone(),
+                when_down: "RabbitMQ connection down; reconnecting",
+            },
         );
         for flag in consumers {
             readiness = readiness.with(
                 "consumer",
-                FlagCheck { flag: flag.clone(), when_down: "consumer not attached to its queue" },
+                FlagCheck {
+                    flag: flag.clone(),
+                    when_down: "consumer not attached to its queue",
+                },
             );
         }
         readiness
     }
 
     /// The watchdog task (see [`connection::watch`]), for `Tasks::background`.
-    pub fn watch_task(&self) -> impl FnOnce(CancellationToken) -> BoxFuture<'static, anyhow::Result<()>> + Send + 'static {
-        let (conn, connected, limit) = (self.conn.clone(), self.connected.clone(), self.settings.max_disconnected);
+    pub fn watch_task(
+        &self,
+    ) -> impl FnOnce(CancellationToken) -> BoxFuture<'static, anyhow::Result<()>> + Send + 'static
+    {
+        let (conn, connected, limit) = (
+            self.conn.clone(),
+            self.connected.clone(),
+            self.settings.max_disconnected,
+        );
         move |stop| connection::watch(conn, connected, limit, stop).boxed()
     }
 

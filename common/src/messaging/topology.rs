@@ -225,7 +225,7 @@ fn long_string(value: &str) -> AMQPValue {
 /// a new tier instead of clashing with the old queue's arguments.
 fn delay_label(delay: Duration) -> String {
     let ms = delay.as_millis();
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")

@@ -39,7 +39,11 @@ pub async fn insert_order(tx: &mut PgConnection, order: &NewOrder<'_>) -> sqlx::
 }
 
 /// All lines of an order in one statement.
-pub async fn insert_order_lines(tx: &mut PgConnection, order_id: Uuid, priced: &PricedOrder) -> sqlx::Result<()> {
+pub async fn insert_order_lines(
+    tx: &mut PgConnection,
+    order_id: Uuid,
+    priced: &PricedOrder,
+) -> sqlx::Result<()> {
     let line_nos: Vec<i32> = (1..=priced.lines.len() as i32).collect();
     let product_ids: Vec<i64> = priced.lines.iter().map(|l| l.product_id).collect();
     let names: Vec<&str> = priced.lines.iter().map(|l| l.name.as_str()).collect();
@@ -130,7 +134,10 @@ async fn find_order_lines(pool: &PgPool, order_id: Uuid) -> sqlx::Result<Vec<Ord
 
 /// Moves a pending order to `paid` or `failed` with the payment's details;
 /// `false` when the order is not pending (already applied) or unknown.
-pub async fn apply_payment_result(tx: &mut PgConnection, event: &PaymentProcessed) -> sqlx::Result<bool> {
+pub async fn apply_payment_result(
+    tx: &mut PgConnection,
+    event: &PaymentProcessed,
+) -> sqlx::Result<bool> {
     let status = match event.status {
         common::events::PaymentStatus::Completed => "paid",
         common::events::PaymentStatus::Failed => "failed",
@@ -163,5 +170,7 @@ pub async fn order_exists(tx: &mut PgConnection, id: Uuid) -> sqlx::Result<bool>
 
 /// Orders by status (tests and audits).
 pub async fn count_orders(pool: &PgPool) -> sqlx::Result<i64> {
-    sqlx::query_scalar("SELECT count(*) FROM orders").fetch_one(pool).await
+    sqlx::query_scalar("SELECT count(*) FROM orders")
+        .fetch_one(pool)
+        .await
 }

@@ -50,6 +50,10 @@ pub struct OrderStatus {
 
 impl From<Order> for OrderStatus {
     fn from(order: Order) -> Self {
-        Self { id: order.id, status: order.status, payment: order.payment }
+        Self {
+            id: order.id,
+            status: order.status,
+            payment: order.payment,
+        }
     }
 }

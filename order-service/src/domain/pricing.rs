@@ -45,7 +45,10 @@ pub enum PricingError {
     UnknownProducts(Vec<FieldError>),
     /// 409: the client's price differs from the catalog's.
     #[error("prices changed")]
-    PriceChanged { errors: Vec<FieldError>, current_prices: Vec<(i64, Decimal)> },
+    PriceChanged {
+        errors: Vec<FieldError>,
+        current_prices: Vec<(i64, Decimal)>,
+    },
     /// 422: the catalog prices these products in different currencies.
     #[error("items are priced in different currencies")]
     MixedCurrencies,
@@ -55,14 +58,20 @@ pub enum PricingError {
 }
 
 /// Prices `request` from `catalog` (which holds at least its products).
-pub fn price_order(request: &CheckoutRequest, catalog: &HashMap<i64, Product>) -> Result<PricedOrder, PricingError> {
+pub fn price_order(
+    request: &CheckoutRequest,
+    catalog: &HashMap<i64, Product>,
+) -> Result<PricedOrder, PricingError> {
     let mut unknown = Vec::new();
     let mut changed = Vec::new();
     let mut current_prices = Vec::new();
     let mut lines = Vec::with_capacity(request.items.len());
     for (i, item) in request.items.iter().enumerate() {
         let Some(product) = catalog.get(&item.product_id) else {
-            unknown.push(FieldError::new(format!("items[{i}].product_id"), "no such product in the catalog"));
+            unknown.push(FieldError::new(
+                format!("items[{i}].product_id"),
+                "no such product in the catalog",
+            ));
             continue;
         };
         if let Some(client_price) = item.price
@@ -90,10 +99,17 @@ pub fn price_order(request: &CheckoutRequest, catalog: &HashMap<i64, Product>) -
         return Err(PricingError::UnknownProducts(unknown));
     }
     if !changed.is_empty() {
-        return Err(PricingError::PriceChanged { errors: changed, current_prices });
+        return Err(PricingError::PriceChanged {
+            errors: changed,
+            current_prices,
+        });
     }
     let currency = catalog[&request.items[0].product_id].currency.clone();
-    if request.items.iter().any(|i| catalog[&i.product_id].currency != currency) {
+    if request
+        .items
+        .iter()
+        .any(|i| catalog[&i.product_id].currency != currency)
+    {
         return Err(PricingError::MixedCurrencies);
     }
     let total = lines
@@ -104,7 +120,11 @@ pub fn price_order(request: &CheckoutRequest, catalog: &HashMap<i64, Product>) -
     if total >= Decimal::from(10_000_000_000_i64) {
         return Err(PricingError::TotalTooLarge);
     }
-    Ok(PricedOrder { currency, total, lines })
+    Ok(PricedOrder {
+        currency,
+        total,
+        lines,
+    })
 }
 
 #[cfg(test)]
@@ -118,12 +138,25 @@ mod tests {
     }
 
     fn catalog() -> HashMap<i64, Product> {
-        [(1, "Gaming Laptop", "1299.99", "USD"), (2, "Wireless Mouse", "49.99", "USD"), (9, "Euro Thing", "5.00", "EUR")]
-            .into_iter()
-            .map(|(id, name, price, currency)| {
-                (id, Product { id, name: name.into(), description: String::new(), price: dec(price), currency: currency.into() })
-            })
-            .collect()
+        [
+            (1, "Gaming Laptop", "1299.99", "USD"),
+            (2, "Wireless Mouse", "49.99", "USD"),
+            (9, "Euro Thing", "5.00", "EUR"),
+        ]
+        .into_iter()
+        .map(|(id, name, price, currency)| {
+            (
+                id,
+                Product {
+                    id,
+                    name: name.into(),
+                    description: String::new(),
+                    price: dec(price),
+                    currency: currency.into(),
+                },
+            )
+        })
+        .collect()
     }
 
     fn request(items: &[(i64, i32, Option<&str>)]) -> CheckoutRequest {
@@ -143,7 +176,11 @@ mod tests {
 
     #[test]
     fn lines_and_total_come_from_the_catalog() {
-        let priced = price_order(&request(&[(1, 2, Some("1299.99")), (2, 3, None)]), &catalog()).unwrap();
+        let priced = price_order(
+            &request(&[(1, 2, Some("1299.99")), (2, 3, None)]),
+            &catalog(),
+        )
+        .unwrap();
         assert_eq!(priced.total, dec("2749.95"));
         assert_eq!(priced.currency, "USD");
         assert_eq!(priced.lines[0].name, "Gaming Laptop");
@@ -158,8 +195,10 @@ mod tests {
 
     #[test]
     fn a_tampered_price_is_a_conflict_naming_the_current_price() {
-        let Err(PricingError::PriceChanged { errors, current_prices }) =
-            price_order(&request(&[(2, 1, None), (1, 1, Some("0.01"))]), &catalog())
+        let Err(PricingError::PriceChanged {
+            errors,
+            current_prices,
+        }) = price_order(&request(&[(2, 1, None), (1, 1, Some("0.01"))]), &catalog())
         else {
             panic!("expected a price conflict");
         };
@@ -170,11 +209,18 @@ mod tests {
 
     #[test]
     fn unknown_products_are_named() {
-        let Err(PricingError::UnknownProducts(errors)) = price_order(&request(&[(1, 1, None), (404, 1, None)]), &catalog())
+        let Err(PricingError::UnknownProducts(errors)) =
+            price_order(&request(&[(1, 1, None), (404, 1, None)]), &catalog())
         else {
             panic!("expected unknown products");
         };
-        assert_eq!(errors, vec![FieldError::new("items[1].product_id", "no such product in the catalog")]);
+        assert_eq!(
+            errors,
+            vec![FieldError::new(
+                "items[1].product_id",
+                "no such product in the catalog"
+            )]
+        );
     }
 
     #[test]

@@ -30,10 +30,13 @@ use crate::{
 /// `POST /orders`: validate, price, and store order + lines + event in one
 /// transaction. The event is published by the relay after commit, never here:
 /// a crash at any point leaves either nothing or the order *and* its event.
-pub async fn create_order(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+pub async fn create_order(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let value: serde_json::Value =
-        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))?;
+    let value: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))?;
     let request = parse_checkout(&value).map_err(ApiError::Validation)?;
 
     let ids: Vec<i64> = request.items.iter().map(|i| i.product_id).collect();
@@ -64,7 +67,12 @@ pub async fn create_order(State(state): State<AppState>, body: Bytes) -> Result<
         .await?
         .ok_or_else(|| anyhow::anyhow!("order {order_id} missing right after commit"))?;
     let location = format!("/api/orders/{order_id}");
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(order)).into_response())
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(order),
+    )
+        .into_response())
 }
 
 fn order_created_event(
@@ -97,7 +105,10 @@ fn order_created_event(
 }
 
 /// `GET /orders/{id}`.
-pub async fn get_order(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Order>, ApiError> {
+pub async fn get_order(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Order>, ApiError> {
     find(&state, &id).await.map(Json)
 }
 
@@ -110,7 +121,8 @@ pub async fn get_order_status(
 }
 
 async fn find(state: &AppState, id: &str) -> Result<Order, ApiError> {
-    let id = Uuid::parse_str(id).map_err(|_| ApiError::BadRequest("malformed order id: expected a UUID".into()))?;
+    let id = Uuid::parse_str(id)
+        .map_err(|_| ApiError::BadRequest("malformed order id: expected a UUID".into()))?;
     db::orders::find_order(&state.pool, id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no order {id}")))

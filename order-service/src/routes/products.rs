@@ -10,7 +10,10 @@ pub async fn list_products(State(state): State<AppState>) -> Result<Json<Vec<Pro
     Ok(Json(db::products::list_products(&state.pool).await?))
 }
 
-pub async fn get_product(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Product>, ApiError> {
+pub async fn get_product(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Product>, ApiError> {
     let id: i64 = id
         .parse()
         .ok()

@@ -1,0 +1,32 @@
+//! # gateway — the public entry point of the checkout pipeline
+//!
+//! Clients (curl, browsers, the seed scripts) talk only to the gateway, on
+//! port 9000. It owns no data: it checks every request as far as it can
+//! without the catalog, then calls order-service over HTTP and answers with
+//! what order-service said.
+//!
+//! ```text
+//! client ──HTTP──► gateway ──HTTP──► order-service ──► PostgreSQL, RabbitMQ, …
+//! ```
+//!
+//! A tour of the crate, in the order a request meets it:
+//!
+//! - [`startup`]: binds the port, builds the router (the public API plus
+//!   `/health`, `/ready`, `/metrics` and the standard request-id, tracing and
+//!   metrics layers from `common`) and serves until shutdown.
+//! - [`routes`]: the handlers. [`routes::checkout`] rejects a bad checkout
+//!   (`415`, `413`, `400`, `422`) before any network hop, using the same
+//!   validation as order-service (`common::checkout`).
+//! - [`order_client`]: the one pooled HTTP client for order-service, with
+//!   connect and request timeouts, and the mapping of its answers: 2xx and
+//!   4xx passed through, unreachable `503`, too slow `504`, anything else
+//!   `502`.
+//! - [`error`]: the one error enum; every variant is an RFC 9457 problem, so
+//!   no answer of the gateway is ever plain text, and no 5xx shows internals.
+//! - [`config`]: `BIND_ADDR`, `ORDER_SERVICE_URL`, `ORDER_SERVICE_TIMEOUT_MS`.
+
+pub mod config;
+pub mod error;
+pub mod order_client;
+pub mod routes;
+pub mod startup;

@@ -1,0 +1,330 @@
+//! The HTTP client for order-service's internal API, and the one place that
+//! decides what an upstream answer means for the gateway's client:
+//!
+//! | order-service | gateway answers |
+//! | --- | --- |
+//! | 2xx with a JSON body | the same status and body |
+//! | 4xx with a JSON object (a problem) | the same status and body |
+//! | 503 | 503 problem, its `Retry-After` kept |
+//! | cannot connect | 503 problem with `Retry-After` |
+//! | no answer within the timeout | 504 problem |
+//! | any other status, a body that is not JSON, a broken connection | 502 problem |
+//!
+//! 5xx problems carry the request id and nothing about the cause, which is
+//! logged here at error level.
+
+use std::{sync::Arc, time::Instant};
+
+use axum::{
+    body::Bytes,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use common::{checkout::CheckoutRequest, health::ReadinessCheck, http::REQUEST_ID};
+use serde::de::IgnoredAny;
+use uuid::Uuid;
+
+use crate::{config::Settings, error::ApiError};
+
+/// The largest answer read from order-service (the catalog is the biggest);
+/// anything larger is treated as garbage rather than buffered.
+pub const MAX_UPSTREAM_BODY: usize = 4 * 1024 * 1024;
+
+/// How long `/ready` waits for order-service's `/health`.
+const READINESS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// One pooled keep-alive client for the life of the process; cheap to clone.
+#[derive(Clone)]
+pub struct OrderClient {
+    http: reqwest::Client,
+    base: Arc<str>,
+}
+
+/// A 2xx or 4xx answer from order-service whose body is JSON, to be passed
+/// through to the client unchanged.
+#[derive(Debug)]
+pub struct Upstream {
+    pub status: StatusCode,
+    pub body: Bytes,
+}
+
+impl IntoResponse for Upstream {
+    fn into_response(self) -> Response {
+        let content_type = if self.status.is_client_error() {
+            common::problem::CONTENT_TYPE
+        } else {
+            "application/json"
+        };
+        (
+            self.status,
+            [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
+            self.body,
+        )
+            .into_response()
+    }
+}
+
+impl OrderClient {
+    pub fn new(settings: &Settings) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(settings.connect_timeout)
+            .timeout(settings.order_service_timeout)
+            // Internal traffic: never through an egress proxy from the
+            // environment, never following redirects.
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        Ok(Self {
+            http,
+            base: settings.order_service_url.as_str().into(),
+        })
+    }
+
+    /// `POST /orders` with the validated checkout.
+    pub async fn create_order(
+        &self,
+        checkout: &CheckoutRequest,
+        idempotency_key: Option<&HeaderValue>,
+        request_id: Option<&str>,
+    ) -> Result<Upstream, ApiError> {
+        let mut request = self.http.post(self.url("/orders")).json(checkout);
+        if let Some(key) = idempotency_key {
+            request = request.header("idempotency-key", key.clone());
+        }
+        self.send("create_order", request, request_id).await
+    }
+
+    /// `GET /orders/{id}`.
+    pub async fn get_order(
+        &self,
+        id: Uuid,
+        request_id: Option<&str>,
+    ) -> Result<Upstream, ApiError> {
+        let request = self.http.get(self.url(&format!("/orders/{id}")));
+        self.send("get_order", request, request_id).await
+    }
+
+    /// `GET /orders/{id}/status`.
+    pub async fn get_order_status(
+        &self,
+        id: Uuid,
+        request_id: Option<&str>,
+    ) -> Result<Upstream, ApiError> {
+        let request = self.http.get(self.url(&format!("/orders/{id}/status")));
+        self.send("get_order_status", request, request_id).await
+    }
+
+    /// `GET /products`.
+    pub async fn list_products(&self, request_id: Option<&str>) -> Result<Upstream, ApiError> {
+        let request = self.http.get(self.url("/products"));
+        self.send("list_products", request, request_id).await
+    }
+
+    /// `GET /products/{id}`.
+    pub async fn get_product(
+        &self,
+        id: i64,
+        request_id: Option<&str>,
+    ) -> Result<Upstream, ApiError> {
+        let request = self.http.get(self.url(&format!("/products/{id}")));
+        self.send("get_product", request, request_id).await
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Sends one request, forwarding the request id, and classifies the
+    /// outcome (see the module table). Every call is counted and timed.
+    async fn send(
+        &self,
+        operation: &'static str,
+        request: reqwest::RequestBuilder,
+        request_id: Option<&str>,
+    ) -> Result<Upstream, ApiError> {
+        let request = match request_id {
+            Some(id) => request.header(REQUEST_ID, id),
+            None => request,
+        };
+        let started = Instant::now();
+        let result = exchange(request).await;
+        metrics::histogram!("gateway_upstream_request_duration_seconds", "operation" => operation)
+            .record(started.elapsed().as_secs_f64());
+        let outcome = match &result {
+            Ok(answer) if answer.status.is_success() => "ok",
+            Ok(_) => "client_error",
+            Err(failure) => failure.label(),
+        };
+        metrics::counter!("gateway_upstream_requests_total", "operation" => operation, "outcome" => outcome)
+            .increment(1);
+        result.map_err(|failure| {
+            tracing::error!(
+                operation,
+                request_id = request_id.unwrap_or("-"),
+                error = error_chain(&failure),
+                "order-service call failed"
+            );
+            failure.into_api_error(request_id.map(str::to_owned))
+        })
+    }
+}
+
+/// Why an upstream call gave no usable answer; logged, never shown.
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error("cannot connect")]
+    Unreachable(#[source] reqwest::Error),
+    #[error("answered 503 Service Unavailable")]
+    Unavailable { retry_after: Option<HeaderValue> },
+    #[error("no answer in time")]
+    Timeout(#[source] reqwest::Error),
+    #[error("transport error")]
+    Transport(#[source] reqwest::Error),
+    #[error("unexpected status {0}")]
+    Status(StatusCode),
+    #[error("answered {status} with a body that is not JSON")]
+    NotJson {
+        status: StatusCode,
+        #[source]
+        error: serde_json::Error,
+    },
+    #[error("answered a body larger than {MAX_UPSTREAM_BODY} bytes")]
+    TooLarge,
+}
+
+impl Failure {
+    fn from_reqwest(error: reqwest::Error) -> Self {
+        // A connect timeout is both; nothing was sent, so it is "unreachable".
+        if error.is_connect() {
+            Self::Unreachable(error)
+        } else if error.is_timeout() {
+            Self::Timeout(error)
+        } else {
+            Self::Transport(error)
+        }
+    }
+
+    fn label(&self) -> &'static str {
+        match self {
+            Self::Unreachable(_) | Self::Unavailable { .. } => "unavailable",
+            Self::Timeout(_) => "timeout",
+            Self::Transport(_) | Self::Status(_) | Self::NotJson { .. } | Self::TooLarge => {
+                "bad_gateway"
+            }
+        }
+    }
+
+    fn into_api_error(self, request_id: Option<String>) -> ApiError {
+        match self {
+            Self::Unreachable(_) => ApiError::Unavailable {
+                request_id,
+                retry_after: None,
+            },
+            Self::Unavailable { retry_after } => ApiError::Unavailable {
+                request_id,
+                retry_after,
+            },
+            Self::Timeout(_) => ApiError::GatewayTimeout { request_id },
+            Self::Transport(_) | Self::Status(_) | Self::NotJson { .. } | Self::TooLarge => {
+                ApiError::BadGateway { request_id }
+            }
+        }
+    }
+}
+
+async fn exchange(request: reqwest::RequestBuilder) -> Result<Upstream, Failure> {
+    let mut response = request.send().await.map_err(Failure::from_reqwest)?;
+    let status = response.status();
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        let retry_after = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .filter(|v| is_delay_seconds(v))
+            .cloned();
+        return Err(Failure::Unavailable { retry_after });
+    }
+    if !(status.is_success() || status.is_client_error()) {
+        return Err(Failure::Status(status));
+    }
+    let body = read_capped(&mut response).await?;
+    // 2xx: any JSON; 4xx: a JSON object (a problem). `IgnoredAny` checks
+    // without building a tree.
+    let parsed = if status.is_success() {
+        serde_json::from_slice::<IgnoredAny>(&body).map(drop)
+    } else {
+        serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&body).map(drop)
+    };
+    parsed.map_err(|error| Failure::NotJson { status, error })?;
+    Ok(Upstream { status, body })
+}
+
+/// `outer: inner: root cause`: reqwest's own message omits the cause
+/// (connection refused, reset, …) that an operator needs.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Reads the body, refusing more than [`MAX_UPSTREAM_BODY`] bytes.
+async fn read_capped(response: &mut reqwest::Response) -> Result<Bytes, Failure> {
+    if response
+        .content_length()
+        .is_some_and(|len| len > MAX_UPSTREAM_BODY as u64)
+    {
+        return Err(Failure::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(Failure::from_reqwest)? {
+        if body.len() + chunk.len() > MAX_UPSTREAM_BODY {
+            return Err(Failure::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.into())
+}
+
+/// `Retry-After` as delay-seconds (what order-service sends); an HTTP date or
+/// anything else is replaced by the default.
+fn is_delay_seconds(value: &HeaderValue) -> bool {
+    let bytes = value.as_bytes();
+    (1..=6).contains(&bytes.len()) && bytes.iter().all(u8::is_ascii_digit)
+}
+
+/// `/ready`: order-service's `/health` answers 2xx within two seconds.
+#[async_trait::async_trait]
+impl ReadinessCheck for OrderClient {
+    async fn check(&self) -> Result<(), String> {
+        let probe = self
+            .http
+            .get(self.url("/health"))
+            .timeout(READINESS_TIMEOUT)
+            .send()
+            .await;
+        // The report is served publicly: say what is wrong, not where.
+        match probe {
+            Ok(response) if response.status().is_success() => Ok(()),
+            Ok(response) => Err(format!("order-service answered {}", response.status())),
+            Err(e) if e.is_connect() => {
+                tracing::warn!(
+                    error = error_chain(&e),
+                    "readiness: order-service unreachable"
+                );
+                Err("order-service unreachable".into())
+            }
+            Err(e) if e.is_timeout() => Err("order-service did not answer within 2s".into()),
+            Err(e) => {
+                tracing::warn!(
+                    error = error_chain(&e),
+                    "readiness: order-service call failed"
+                );
+                Err("order-service call failed".into())
+            }
+        }
+    }
+}

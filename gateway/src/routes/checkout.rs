@@ -1,0 +1,195 @@
+//! `POST /api/checkout`: the one write of the public API.
+//!
+//! Everything the gateway can check is checked before any network hop, in
+//! this order, so a rejected request never reaches order-service:
+//! `Content-Type` (`415`), size (`413`), JSON syntax (`400`), fields (`422`),
+//! `Idempotency-Key` (`400`). Only the validated [`CheckoutRequest`] is
+//! forwarded, re-serialised, so unknown or duplicate keys and odd number
+//! spellings in the client's bytes never travel further.
+
+use std::time::Duration;
+
+use axum::{
+    body::Bytes,
+    extract::{FromRequest, Request, State},
+    http::{HeaderMap, HeaderName, HeaderValue, header},
+    response::{IntoResponse, Response},
+};
+use common::{
+    checkout::{CheckoutRequest, parse_checkout},
+    http::request_id,
+};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::{error::ApiError, order_client::OrderClient};
+
+/// The largest checkout body accepted (64 KiB: fifty items fit many times).
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// How long a client may take to send the whole body: a slow sender holds a
+/// connection and a task, not a thread, but not forever.
+const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+
+/// `201` with the order and `Location: /api/orders/{id}`; order-service's
+/// `409` (price changed) and `422` (unknown product) as it gave them.
+pub async fn checkout(
+    State(client): State<OrderClient>,
+    headers: HeaderMap,
+    CheckoutBody(checkout): CheckoutBody,
+) -> Result<Response, ApiError> {
+    let idempotency_key = idempotency_key(&headers)?;
+    let request_id = request_id(&headers);
+    let answer = client
+        .create_order(&checkout, idempotency_key, request_id.as_deref())
+        .await?;
+    if !answer.status.is_success() {
+        return Ok(answer.into_response());
+    }
+    let Some(id) = order_id(&answer.body) else {
+        tracing::error!(
+            request_id = request_id.as_deref().unwrap_or("-"),
+            status = %answer.status,
+            "order-service answered a checkout without an order id"
+        );
+        return Err(ApiError::BadGateway { request_id });
+    };
+    let location = HeaderValue::try_from(format!("/api/orders/{id}"))
+        .expect("a UUID path is a valid header value");
+    let mut response = answer.into_response();
+    response.headers_mut().insert(header::LOCATION, location);
+    Ok(response)
+}
+
+/// The order's `id` in order-service's answer, if it has a valid one.
+fn order_id(body: &[u8]) -> Option<Uuid> {
+    #[derive(Deserialize)]
+    struct Created {
+        id: Uuid,
+    }
+    serde_json::from_slice::<Created>(body).ok().map(|c| c.id)
+}
+
+/// The optional `Idempotency-Key`: at most one, 1 to 255 visible ASCII
+/// characters (it is stored and compared by order-service, and echoed in logs).
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<&HeaderValue>, ApiError> {
+    let mut values = headers.get_all(IDEMPOTENCY_KEY).iter();
+    let Some(key) = values.next() else {
+        return Ok(None);
+    };
+    let bytes = key.as_bytes();
+    let well_formed = values.next().is_none()
+        && (1..=MAX_IDEMPOTENCY_KEY_LEN).contains(&bytes.len())
+        && bytes.iter().all(u8::is_ascii_graphic);
+    if well_formed {
+        Ok(Some(key))
+    } else {
+        Err(ApiError::MalformedIdempotencyKey)
+    }
+}
+
+/// A checkout body that passed every check the gateway can make.
+#[derive(Debug)]
+pub struct CheckoutBody(pub CheckoutRequest);
+
+impl<S: Send + Sync> FromRequest<S> for CheckoutBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !is_json(req.headers()) {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        // A declared length over the limit is refused before reading a byte;
+        // an undeclared (chunked) one is cut off by the `DefaultBodyLimit`.
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|len| len > BODY_LIMIT as u64) {
+            return Err(ApiError::PayloadTooLarge);
+        }
+        let bytes = tokio::time::timeout(BODY_READ_TIMEOUT, Bytes::from_request(req, state))
+            .await
+            .map_err(|_| ApiError::BodyTimeout)??;
+        // serde_json stops at 128 levels of nesting with an error, so a
+        // deeply nested body is a 400 like any other malformed JSON.
+        let value: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|_| ApiError::MalformedJson)?;
+        parse_checkout(&value)
+            .map(CheckoutBody)
+            .map_err(ApiError::Validation)
+    }
+}
+
+/// `application/json`, with or without parameters (`; charset=utf-8`).
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(*name, HeaderValue::from_str(value).unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn json_content_types_are_recognised_with_parameters_and_any_case() {
+        for ok in [
+            "application/json",
+            "application/json; charset=utf-8",
+            "Application/JSON",
+        ] {
+            assert!(is_json(&headers(&[("content-type", ok)])), "{ok}");
+        }
+        for bad in [
+            "text/plain",
+            "application/jsonx",
+            "application/x-www-form-urlencoded",
+        ] {
+            assert!(!is_json(&headers(&[("content-type", bad)])), "{bad}");
+        }
+        assert!(!is_json(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn idempotency_keys_must_be_short_visible_ascii_and_single() {
+        assert!(idempotency_key(&HeaderMap::new()).unwrap().is_none());
+        assert!(
+            idempotency_key(&headers(&[("idempotency-key", "order-42")]))
+                .unwrap()
+                .is_some()
+        );
+        let long = "k".repeat(256);
+        for bad in [
+            headers(&[("idempotency-key", "")]),
+            headers(&[("idempotency-key", "has space")]),
+            headers(&[("idempotency-key", long.as_str())]),
+            headers(&[("idempotency-key", "a"), ("idempotency-key", "b")]),
+        ] {
+            assert!(idempotency_key(&bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_order_id_is_read_from_the_created_order() {
+        let id = Uuid::new_v4();
+        let body = serde_json::json!({"id": id, "status": "pending"}).to_string();
+        assert_eq!(order_id(body.as_bytes()), Some(id));
+        assert_eq!(order_id(br#"{"id": 7}"#), None);
+        assert_eq!(order_id(b"not json"), None);
+    }
+}

@@ -1,0 +1,31 @@
+//! `GET /api/orders/{id}` and `GET /api/orders/{id}/status`: straight reads
+//! from order-service, answered as it answers them.
+
+use axum::{extract::State, http::HeaderMap};
+use common::http::request_id;
+
+use super::OrderId;
+use crate::{
+    error::ApiError,
+    order_client::{OrderClient, Upstream},
+};
+
+/// `200` with the order, `404` unknown, `400` malformed id.
+pub async fn get_order(
+    State(client): State<OrderClient>,
+    headers: HeaderMap,
+    OrderId(id): OrderId,
+) -> Result<Upstream, ApiError> {
+    client.get_order(id, request_id(&headers).as_deref()).await
+}
+
+/// `200` with `{id, status, payment}`, `404` unknown, `400` malformed id.
+pub async fn get_order_status(
+    State(client): State<OrderClient>,
+    headers: HeaderMap,
+    OrderId(id): OrderId,
+) -> Result<Upstream, ApiError> {
+    client
+        .get_order_status(id, request_id(&headers).as_deref())
+        .await
+}

@@ -1,0 +1,30 @@
+//! `GET /api/products` and `GET /api/products/{id}`: the catalog, owned by
+//! order-service (it prices every order from it).
+
+use axum::{extract::State, http::HeaderMap};
+use common::http::request_id;
+
+use super::ProductId;
+use crate::{
+    error::ApiError,
+    order_client::{OrderClient, Upstream},
+};
+
+/// `200` with the catalog as a JSON array.
+pub async fn list_products(
+    State(client): State<OrderClient>,
+    headers: HeaderMap,
+) -> Result<Upstream, ApiError> {
+    client.list_products(request_id(&headers).as_deref()).await
+}
+
+/// `200` with one product, `404` unknown, `400` malformed id.
+pub async fn get_product(
+    State(client): State<OrderClient>,
+    headers: HeaderMap,
+    ProductId(id): ProductId,
+) -> Result<Upstream, ApiError> {
+    client
+        .get_product(id, request_id(&headers).as_deref())
+        .await
+}

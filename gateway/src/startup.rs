@@ -1,0 +1,78 @@
+//! Building and running the gateway: `build` binds the port and wires the
+//! router (tests pass `127.0.0.1:0` and read [`Application::port`]), then
+//! `run_until_stopped` serves until the shutdown token fires and in-flight
+//! requests have finished.
+
+use anyhow::Context;
+use axum::{Router, extract::DefaultBodyLimit};
+use common::{health::Readiness, service::Tasks};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    config::Settings,
+    error,
+    order_client::OrderClient,
+    routes::{self, checkout::BODY_LIMIT},
+};
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    port: u16,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        common::metrics::install();
+        let client =
+            OrderClient::new(&settings).context("cannot build the order-service client")?;
+        let listener = TcpListener::bind(settings.bind_addr)
+            .await
+            .with_context(|| format!("cannot listen on BIND_ADDR {}", settings.bind_addr))?;
+        let port = listener.local_addr()?.port();
+        tracing::info!(
+            addr = %listener.local_addr()?,
+            order_service = %settings.order_service_url,
+            "gateway listening"
+        );
+        Ok(Self {
+            listener,
+            router: router(client),
+            port,
+        })
+    }
+
+    /// The port actually bound (useful when `BIND_ADDR` asked for port 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves HTTP until `shutdown` is cancelled, then drains in-flight
+    /// requests. An error means the server failed on its own.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let Self {
+            listener, router, ..
+        } = self;
+        let mut tasks = Tasks::new();
+        tasks.intake("http", move |stop| {
+            common::http::serve(listener, router, stop)
+        });
+        tasks.run(shutdown).await
+    }
+}
+
+/// The whole HTTP surface: the public API, `/health`, `/ready` (order-service
+/// reachable), `/metrics`, and problem+json for unknown paths and methods.
+/// The standard layers (request id, trace span, metrics) wrap all of it.
+pub fn router(client: OrderClient) -> Router {
+    let readiness = Readiness::default().with("order_service", client.clone());
+    let app = routes::api()
+        .with_state(client)
+        .merge(common::health::router(readiness))
+        .fallback(error::no_route)
+        // After every route is in place: it is set on each existing route.
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT));
+    common::http::with_standard_layers(app, "gateway")
+}

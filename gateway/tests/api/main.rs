@@ -1,0 +1,8 @@
+//! The gateway over real HTTP: the real application on port 0, in front of a
+//! small fake order-service (these tests are about how the gateway treats its
+//! upstream, so the upstream's answers are scripted).
+
+mod checkout;
+mod helpers;
+mod reads;
+mod upstream_failures;

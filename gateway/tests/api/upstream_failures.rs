@@ -1,0 +1,91 @@
+//! What the client sees when order-service is down, slow or broken: a 5xx
+//! problem that carries the request id and nothing about the cause.
+
+use std::time::{Duration, Instant};
+
+use crate::helpers::{
+    SEED_CHECKOUT, TEST_UPSTREAM_TIMEOUT, TestApp, Upstream, assert_problem, closed_port_url,
+    spawn_app, spawn_with,
+};
+
+/// Checkout with a known request id; returns the problem body.
+async fn failed_checkout(
+    app: &TestApp,
+    status: u16,
+) -> (serde_json::Value, reqwest::header::HeaderMap) {
+    let response = app
+        .client
+        .post(format!("{}/api/checkout", app.address))
+        .header("content-type", "application/json")
+        .header("x-request-id", "req-failure-1")
+        .body(SEED_CHECKOUT)
+        .send()
+        .await
+        .unwrap();
+    let headers = response.headers().clone();
+    let problem = assert_problem(response, status).await;
+    assert_eq!(problem["request_id"], "req-failure-1", "{problem}");
+    (problem, headers)
+}
+
+#[tokio::test]
+async fn order_service_down_is_a_503_problem_with_retry_after() {
+    let app = spawn_app(closed_port_url()).await;
+
+    let (_, headers) = failed_checkout(&app, 503).await;
+    let read = app
+        .get(&format!("/api/orders/{}", uuid::Uuid::new_v4()))
+        .await;
+
+    assert_eq!(headers["retry-after"], "1");
+    assert!(read.headers().contains_key("retry-after"));
+    assert_problem(read, 503).await;
+}
+
+#[tokio::test]
+async fn order_service_503_keeps_its_retry_after_but_not_its_body() {
+    let (app, upstream) = spawn_with(Upstream::Overloaded).await;
+
+    let (problem, headers) = failed_checkout(&app, 503).await;
+
+    assert_eq!(headers["retry-after"], "7");
+    assert!(!problem.to_string().contains("hunter2"), "{problem}");
+    assert_eq!(upstream.calls().len(), 1);
+}
+
+#[tokio::test]
+async fn a_slow_order_service_is_a_504_problem_after_the_timeout() {
+    let (app, _upstream) = spawn_with(Upstream::Slow(Duration::from_secs(5))).await;
+    let started = Instant::now();
+
+    failed_checkout(&app, 504).await;
+    let read = app.get("/api/products").await;
+
+    assert!(started.elapsed() < 2 * TEST_UPSTREAM_TIMEOUT + Duration::from_secs(1));
+    assert_problem(read, 504).await;
+}
+
+#[tokio::test]
+async fn an_order_service_500_is_a_502_problem_with_the_request_id_and_no_internals() {
+    let (app, _upstream) = spawn_with(Upstream::Crashing).await;
+
+    let (problem, _) = failed_checkout(&app, 502).await;
+
+    let text = problem.to_string();
+    for internal in [
+        "panicked",
+        "postgres",
+        "hunter2",
+        "127.0.0.1",
+        "error sending request",
+    ] {
+        assert!(!text.contains(internal), "leaked {internal:?}: {text}");
+    }
+}
+
+#[tokio::test]
+async fn an_order_service_answer_that_is_not_json_is_a_502_problem() {
+    let (app, _upstream) = spawn_with(Upstream::Garbage).await;
+
+    failed_checkout(&app, 502).await;
+}

@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# Runs the workspace's tests:  scripts/test.sh [extra cargo-nextest arguments]
+#
+# The tests talk to a real PostgreSQL and RabbitMQ. This script
+#   1. uses them if they answer at TEST_DATABASE_URL / TEST_RABBITMQ_URL
+#      (default 127.0.0.1:5432 and 127.0.0.1:5672);
+#   2. otherwise starts them: with `docker compose up -d postgres rabbitmq` if
+#      a Docker engine runs, else from the machine's own packages
+#      (pg_ctlcluster, rabbitmq-server), and waits until they answer;
+#   3. installs cargo-nextest if it is missing;
+#   4. runs `cargo nextest run --workspace --all-features --no-fail-fast "$@"`.
+# Services it starts are left running for the next run.
+#
+# Examples:
+#   scripts/test.sh
+#   scripts/test.sh -p order-service            # one crate
+#   scripts/test.sh -E 'test(/checkout/)'       # a filter expression
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# The password is ignored by a trust-auth server (local packages) and needed
+# by the compose one, so one default works for both.
+export TEST_DATABASE_URL="${TEST_DATABASE_URL:-postgres://postgres:postgres@127.0.0.1:5432/postgres}"
+export TEST_RABBITMQ_URL="${TEST_RABBITMQ_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}"
+
+readonly INITIAL_WAIT_SECS=5    # services that are just coming up
+readonly POSTGRES_WAIT_SECS=60
+readonly RABBITMQ_WAIT_SECS=90  # a cold RabbitMQ takes ~20 s, more on a busy machine
+
+log() { printf 'test.sh: %s\n' "$*" >&2; }
+have() { command -v "$1" >/dev/null 2>&1; }
+
+die() {
+    log "ERROR: $*"
+    cat >&2 <<'EOF'
+test.sh: The tests need PostgreSQL and RabbitMQ. Either
+test.sh:   - start them from the compose file:  docker compose up -d --wait postgres rabbitmq
+test.sh:   - or start local ones:  pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start
+test.sh:                           rabbitmq-server -detached
+test.sh:   - or point TEST_DATABASE_URL / TEST_RABBITMQ_URL at running servers.
+EOF
+    exit 1
+}
+
+# Prints "HOST PORT" of a URL such as scheme://user:pass@host:port/path.
+host_port() {
+    local url=$1 default_port=$2 authority host port
+    authority=${url#*://}
+    authority=${authority%%/*}
+    authority=${authority%%\?*}
+    authority=${authority##*@}
+    if [[ $authority == \[* ]]; then # [IPv6]:port
+        host=${authority%%]*}
+        host=${host#[}
+        port=${authority#*]}
+        port=${port#:}
+    elif [[ $authority == *:* ]]; then
+        host=${authority%:*}
+        port=${authority##*:}
+    else
+        host=$authority
+        port=
+    fi
+    printf '%s %s\n' "${host:-127.0.0.1}" "${port:-$default_port}"
+}
+
+# True if something accepts TCP connections on HOST PORT (bounded: 2 s).
+tcp_open() {
+    # shellcheck disable=SC2016 # expanded by the inner bash, from its arguments
+    local probe='exec 3<>"/dev/tcp/$1/$2"'
+    if have timeout; then
+        timeout 2 bash -c "$probe" _ "$1" "$2" 2>/dev/null
+    else
+        bash -c "$probe" _ "$1" "$2" 2>/dev/null
+    fi
+}
+
+postgres_up() {
+    # pg_isready also tells "accepting connections" from "starting up", and is
+    # not fooled by a container port proxy that accepts before the server does.
+    if have pg_isready; then
+        pg_isready -q -h "$PG_HOST" -p "$PG_PORT" -t 2
+    else
+        tcp_open "$PG_HOST" "$PG_PORT"
+    fi
+}
+
+# RabbitMQ opens its AMQP listener last in its boot, so an open port means ready.
+rabbitmq_up() { tcp_open "$MQ_HOST" "$MQ_PORT"; }
+
+# wait_until SECONDS CHECK: polls CHECK once a second until it passes or time is up.
+wait_until() {
+    local deadline=$((SECONDS + $1))
+    until "$2"; do
+        ((SECONDS < deadline)) || return 1
+        sleep 1
+    done
+}
+
+is_loopback() { [[ $1 == 127.* || $1 == localhost || $1 == ::1 ]]; }
+
+docker_engine_running() {
+    have docker && docker info >/dev/null 2>&1 && docker compose version >/dev/null 2>&1
+}
+
+start_with_compose() {
+    log "starting PostgreSQL and RabbitMQ with docker compose (they stay up; 'docker compose down' stops them)"
+    # --wait: until their health checks pass (a published port accepts
+    # connections before the server behind it is ready).
+    docker compose up -d --wait postgres rabbitmq || die "docker compose could not start postgres and rabbitmq"
+}
+
+start_with_packages() {
+    if ! postgres_up; then
+        if have pg_ctlcluster && [[ -d /etc/postgresql ]]; then
+            log "starting PostgreSQL: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
+            # shellcheck disable=SC2046 # the machine's documented command; one version is installed
+            pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start ||
+                log "pg_ctlcluster failed (see above); waiting anyway"
+        else
+            log "PostgreSQL is down and pg_ctlcluster is not installed"
+        fi
+    fi
+    if ! rabbitmq_up; then
+        if have rabbitmq-server; then
+            log "starting RabbitMQ: rabbitmq-server -detached (takes ~20 s)"
+            rabbitmq-server -detached || log "rabbitmq-server failed (see above); waiting anyway"
+            if have rabbitmqctl && have timeout; then
+                timeout "$RABBITMQ_WAIT_SECS" rabbitmqctl await_startup >/dev/null 2>&1 || true
+            fi
+        else
+            log "RabbitMQ is down and rabbitmq-server is not installed"
+        fi
+    fi
+}
+
+read -r PG_HOST PG_PORT < <(host_port "$TEST_DATABASE_URL" 5432)
+read -r MQ_HOST MQ_PORT < <(host_port "$TEST_RABBITMQ_URL" 5672)
+
+if ! wait_until "$INITIAL_WAIT_SECS" postgres_up || ! wait_until "$INITIAL_WAIT_SECS" rabbitmq_up; then
+    pg_state=down mq_state=down
+    if postgres_up; then pg_state=up; fi
+    if rabbitmq_up; then mq_state=up; fi
+    log "PostgreSQL at $PG_HOST:$PG_PORT is $pg_state, RabbitMQ at $MQ_HOST:$MQ_PORT is $mq_state"
+    if ! is_loopback "$PG_HOST" || ! is_loopback "$MQ_HOST"; then
+        die "a server on another host is down; this script only starts local ones"
+    elif docker_engine_running; then
+        start_with_compose
+    elif have pg_ctlcluster || have rabbitmq-server; then
+        start_with_packages
+    else
+        die "no Docker engine and no local PostgreSQL/RabbitMQ packages to start them from"
+    fi
+    wait_until "$POSTGRES_WAIT_SECS" postgres_up ||
+        die "PostgreSQL is not reachable at $PG_HOST:$PG_PORT after ${POSTGRES_WAIT_SECS} s"
+    wait_until "$RABBITMQ_WAIT_SECS" rabbitmq_up ||
+        die "RabbitMQ is not reachable at $MQ_HOST:$MQ_PORT after ${RABBITMQ_WAIT_SECS} s"
+fi
+log "PostgreSQL at $PG_HOST:$PG_PORT and RabbitMQ at $MQ_HOST:$MQ_PORT are up"
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+    log "cargo-nextest is missing; installing it: cargo install cargo-nextest --locked"
+    cargo install cargo-nextest --locked
+fi
+
+log "running: cargo nextest run --workspace --all-features --no-fail-fast $*"
+exec cargo nextest run --workspace --all-features --no-fail-fast "$@"
