@@ -1,157 +1,18 @@
-//! order-service against the real PostgreSQL and RabbitMQ: a fresh database
-//! and a unique queue prefix per test.
+//! order-service's HTTP API and consumer against the real PostgreSQL and
+//! RabbitMQ.
 
 use std::time::Duration;
 
-use chrono::Utc;
 use common::{
-    events::{Event, OrderCreated, PaymentProcessed, PaymentStatus},
-    messaging::{
-        AmqpSettings,
-        topology::{PAYMENT_QUEUE, Topology},
-    },
-    testing::{self, BrokerCleanup, eventually},
+    events::PaymentStatus,
+    testing::{self, eventually},
 };
-use lapin::Connection;
-use order_service::{Application, Settings, db};
+use order_service::db;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
-use sqlx::PgPool;
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-struct TestApp {
-    base: String,
-    pool: PgPool,
-    amqp: AmqpSettings,
-    conn: Connection,
-    http: reqwest::Client,
-    shutdown: CancellationToken,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-    _cleanup: BrokerCleanup,
-}
-
-impl TestApp {
-    async fn spawn() -> Self {
-        common::telemetry::init_for_tests();
-        let amqp = testing::fresh_amqp();
-        let cleanup = BrokerCleanup::all(&amqp);
-        let settings = Settings {
-            bind_addr: "127.0.0.1:0".parse().unwrap(),
-            database: testing::fresh_database("order"),
-            amqp: amqp.clone(),
-        };
-        let app = Application::build(settings)
-            .await
-            .expect("order-service builds");
-        let base = format!("http://127.0.0.1:{}", app.port());
-        let pool = app.pool().clone();
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
-        let conn = testing::test_connection().await;
-        // Where order.order.created lands: payment-service's queue.
-        let topology = Topology::new(&amqp);
-        let channel = conn.create_channel().await.unwrap();
-        topology
-            .declare_queue(
-                &channel,
-                &topology.queue(PAYMENT_QUEUE, OrderCreated::ROUTING_KEY),
-            )
-            .await
-            .unwrap();
-        Self {
-            base,
-            pool,
-            amqp,
-            conn,
-            http: reqwest::Client::new(),
-            shutdown,
-            task,
-            _cleanup: cleanup,
-        }
-    }
-
-    async fn post_order(&self, body: &Value) -> reqwest::Response {
-        self.http
-            .post(format!("{}/orders", self.base))
-            .json(body)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    async fn get(&self, path: &str) -> reqwest::Response {
-        self.http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .unwrap()
-    }
-
-    async fn order_created_events(&self, count: usize) -> Vec<OrderCreated> {
-        let queue = format!("{}{PAYMENT_QUEUE}", self.amqp.prefix);
-        testing::take_messages(&self.conn, &queue, count, Duration::from_secs(10))
-            .await
-            .iter()
-            .map(|m| serde_json::from_slice(&m.delivery.data).unwrap())
-            .collect()
-    }
-
-    async fn publish_payment(&self, event: &PaymentProcessed) {
-        let body = serde_json::to_vec(event).unwrap();
-        let exchange = Topology::new(&self.amqp).exchange();
-        testing::publish_raw(
-            &self.conn,
-            &exchange,
-            PaymentProcessed::ROUTING_KEY,
-            &body,
-            &event.event_id.to_string(),
-        )
-        .await;
-    }
-
-    async fn order_status(&self, id: Uuid) -> String {
-        let order: Value = self
-            .get(&format!("/orders/{id}"))
-            .await
-            .json()
-            .await
-            .unwrap();
-        order["status"].as_str().unwrap().to_owned()
-    }
-
-    async fn stop(self) {
-        self.shutdown.cancel();
-        self.task
-            .await
-            .unwrap()
-            .expect("order-service stops cleanly");
-    }
-}
-
-fn seed_checkout() -> Value {
-    json!({"user_id": 1, "user_email": "test@example.com",
-           "items": [{"product_id": 1, "quantity": 1, "price": "1299.99"}]})
-}
-
-fn payment_for(order_id: Uuid, status: PaymentStatus) -> PaymentProcessed {
-    PaymentProcessed {
-        event_type: PaymentProcessed::EVENT_TYPE.into(),
-        event_id: Uuid::new_v4(),
-        timestamp: Utc::now(),
-        schema_version: 1,
-        payment_id: Uuid::new_v4(),
-        order_id,
-        user_id: 1,
-        user_email: "test@example.com".into(),
-        amount: "1299.99".parse().unwrap(),
-        currency: "USD".into(),
-        status,
-        transaction_id: (status == PaymentStatus::Completed).then(|| "TXN-0123456789AB".into()),
-        failure_reason: (status == PaymentStatus::Failed).then(|| "card_declined".into()),
-        items: vec![],
-    }
-}
+use crate::helpers::{TestApp, payment_for, seed_checkout};
 
 #[tokio::test]
 async fn the_seed_checkout_is_priced_stored_and_announced() {

@@ -5,6 +5,10 @@
 //! test, a unique prefix for every exchange and queue, and bounded polling
 //! instead of sleeps.
 
+mod proxy;
+
+pub use proxy::FaultProxy;
+
 use std::{future::Future, time::Duration};
 
 use lapin::{Connection, ConnectionProperties, options::BasicPublishOptions};
@@ -30,6 +34,18 @@ pub fn admin_database_url() -> String {
 /// `TEST_RABBITMQ_URL`, default the local broker.
 pub fn amqp_url() -> String {
     std::env::var("TEST_RABBITMQ_URL").unwrap_or_else(|_| AmqpSettings::DEFAULT_URL.into())
+}
+
+/// `host:port` of a URL such as `postgres://user@127.0.0.1:5432/db`.
+pub fn socket_addr_of(url: &str) -> std::net::SocketAddr {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host_port = host_port.replace("localhost", "127.0.0.1");
+    std::net::ToSocketAddrs::to_socket_addrs(&host_port)
+        .ok()
+        .and_then(|mut a| a.next())
+        .unwrap_or_else(|| panic!("cannot resolve {host_port}"))
 }
 
 /// Settings for a database that does not exist yet; the service creates and

@@ -1,0 +1,112 @@
+//! A TCP proxy a test can cut, to give one service under test a database,
+//! broker or SMTP outage without disturbing the shared servers (and the other
+//! tests running against them).
+//!
+//! `cut()` closes every open connection through the proxy and refuses new
+//! ones, like a server that went away; `restore()` accepts again.
+
+use std::net::SocketAddr;
+
+use tokio::{
+    net::{TcpListener, TcpStream},
+    sync::watch,
+};
+
+pub struct FaultProxy {
+    pub port: u16,
+    /// `true` while the proxy forwards; every change is seen by the tasks.
+    up: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FaultProxy {
+    /// Forwards `127.0.0.1:<port>` to `target`.
+    pub async fn start(target: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let port = listener.local_addr().unwrap().port();
+        let (up, _) = watch::channel(true);
+        let task = tokio::spawn(serve(listener, target, up.clone()));
+        Self { port, up, task }
+    }
+
+    /// Drops every connection and closes the port: new connections are
+    /// refused (ECONNREFUSED), as when the server is down.
+    pub fn cut(&self) {
+        self.up.send_replace(false);
+    }
+
+    /// Listens again on the same port.
+    pub fn restore(&self) {
+        self.up.send_replace(true);
+    }
+
+    /// `url` with its host and port replaced by the proxy's.
+    pub fn rewrite_url(&self, url: &str) -> String {
+        rewrite_url(url, self.port)
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.cut();
+        self.task.abort();
+    }
+}
+
+async fn serve(mut listener: TcpListener, target: SocketAddr, up: watch::Sender<bool>) {
+    let port = listener.local_addr().unwrap().port();
+    let mut state = up.subscribe();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((client, _)) = accepted else { continue };
+                tokio::spawn(forward(client, target, up.subscribe()));
+            }
+            _ = state.wait_for(|up| !*up) => {}
+        }
+        if !*state.borrow() {
+            drop(listener);
+            let _ = state.wait_for(|up| *up).await;
+            listener = TcpListener::bind(("127.0.0.1", port))
+                .await
+                .expect("rebind the proxy port");
+        }
+    }
+}
+
+async fn forward(mut client: TcpStream, target: SocketAddr, mut up: watch::Receiver<bool>) {
+    let Ok(mut server) = TcpStream::connect(target).await else {
+        return;
+    };
+    tokio::select! {
+        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+        _ = up.wait_for(|up| !*up) => {}
+    }
+}
+
+fn rewrite_url(url: &str, port: u16) -> String {
+    let (scheme, rest) = url.split_once("://").expect("URL with a scheme");
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let userinfo = authority
+        .rsplit_once('@')
+        .map(|(u, _)| format!("{u}@"))
+        .unwrap_or_default();
+    format!("{scheme}://{userinfo}127.0.0.1:{port}/{path}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_pointed_at_the_proxy() {
+        assert_eq!(
+            rewrite_url("postgres://postgres@127.0.0.1:5432/db", 4242),
+            "postgres://postgres@127.0.0.1:4242/db"
+        );
+        assert_eq!(
+            rewrite_url("amqp://guest:guest@host:5672/%2f", 4242),
+            "amqp://guest:guest@127.0.0.1:4242/%2f"
+        );
+    }
+}

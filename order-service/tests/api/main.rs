@@ -1,0 +1,3 @@
+mod database_outage;
+mod helpers;
+mod orders;
