@@ -23,6 +23,7 @@ pub mod checkout;
 pub mod config;
 pub mod db;
 pub mod events;
+pub mod failpoint;
 pub mod health;
 pub mod http;
 pub mod messaging;

@@ -30,3 +30,6 @@ pub mod error;
 pub mod order_client;
 pub mod routes;
 pub mod startup;
+
+pub use config::Settings;
+pub use startup::Application;

@@ -320,6 +320,7 @@ impl<H> ProcessContext<H> {
         let queue = self.queue.name.clone();
         metrics::gauge!("messages_in_flight", "queue" => queue.clone()).increment(1.0);
         let attempt = headers::get_u32(&delivery.properties, headers::RETRY_COUNT).unwrap_or(0);
+        crate::failpoint::hit("consumer-before-handle");
         let result = match decode::<E>(&delivery, self.settings.max_message_bytes) {
             Err(reason) => Err(HandlerError::Permanent(reason)),
             Ok(event) => {
@@ -341,7 +342,10 @@ impl<H> ProcessContext<H> {
             }
         };
         let outcome = match result {
-            Ok(()) => Outcome::Acked,
+            Ok(()) => {
+                crate::failpoint::hit("consumer-after-handle");
+                Outcome::Acked
+            }
             Err(HandlerError::Transient(reason)) => {
                 match self.queue.retry_queues.get(attempt as usize) {
                     Some((retry_queue, delay)) => {

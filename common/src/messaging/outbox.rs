@@ -151,6 +151,9 @@ impl Relay {
         }
         let messages = rows.iter().map(|row| self.outgoing(row)).collect();
         let results = self.publisher.publish_all(messages).await;
+        if results.iter().any(Result::is_ok) {
+            crate::failpoint::hit("relay-after-confirm");
+        }
 
         let mut published = Vec::new();
         let mut failed_ids = Vec::new();

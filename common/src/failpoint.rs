@@ -1,0 +1,25 @@
+//! Fail points: the process aborts at a named point when the environment
+//! variable `FAIL_POINT` names it. Crash tests use them to kill a service at the
+//! exact moment a failure window opens (after its commit but before its ack,
+//! after a publisher confirm but before the outbox row is marked), which a
+//! `kill -9` from outside could only hit by luck. Unset in production.
+//!
+//! | name | where |
+//! | --- | --- |
+//! | `consumer-before-handle` | a delivery arrived; nothing done yet |
+//! | `consumer-after-handle` | the handler committed; the ack is not sent |
+//! | `relay-after-confirm` | the broker confirmed; the outbox row is not marked |
+
+use std::sync::OnceLock;
+
+static ARMED: OnceLock<Option<String>> = OnceLock::new();
+
+/// Aborts the process (as SIGKILL would: no unwinding, no cleanup) if `name`
+/// is the armed fail point.
+pub fn hit(name: &str) {
+    let armed = ARMED.get_or_init(|| std::env::var("FAIL_POINT").ok().filter(|v| !v.is_empty()));
+    if armed.as_deref() == Some(name) {
+        eprintln!("fail point {name} hit: aborting");
+        std::process::abort();
+    }
+}

@@ -1,0 +1,149 @@
+//! email-service configuration, from the environment (DESIGN.md's table).
+
+use std::{net::SocketAddr, str::FromStr, time::Duration};
+
+use common::{
+    config::{self, ConfigError, Secret},
+    db::DatabaseSettings,
+    messaging::AmqpSettings,
+};
+use lettre::message::Mailbox;
+
+use crate::email;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `BIND_ADDR`, default `0.0.0.0:8003`: health, readiness and metrics.
+    pub bind_addr: SocketAddr,
+    pub database: DatabaseSettings,
+    pub amqp: AmqpSettings,
+    pub smtp: SmtpSettings,
+    /// `EMAIL_FROM`, default `noreply@ecommerce.com`: the sender, and the
+    /// domain of every `Message-ID`.
+    pub email_from: Mailbox,
+}
+
+#[derive(Debug, Clone)]
+pub struct SmtpSettings {
+    /// `SMTP_HOST`, default `127.0.0.1`.
+    pub host: String,
+    /// `SMTP_PORT`, default `1025` (MailHog's SMTP port, whatever `SMTP_TLS` is).
+    pub port: u16,
+    /// `SMTP_TLS`, default `none`.
+    pub tls: SmtpTls,
+    /// `SMTP_USERNAME` and `SMTP_PASSWORD`: both or neither.
+    pub credentials: Option<(String, Secret)>,
+    /// `SMTP_TIMEOUT_MS`, default 10000: the TCP connect timeout, and a third
+    /// of the limit on a whole send (see `smtp::Mailer`). lettre's default is
+    /// 60 s, long enough for a server that accepts TCP and never answers to
+    /// hold a delivery (and its email_log row lock) for minutes.
+    pub timeout: Duration,
+}
+
+/// How the SMTP connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// Plain text: a local catcher such as MailHog or MailDev.
+    None,
+    /// Plain connection upgraded with `STARTTLS` (required, not opportunistic).
+    StartTls,
+    /// TLS from the first byte (SMTPS, usually port 465).
+    Tls,
+}
+
+impl FromStr for SmtpTls {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "none" => Ok(SmtpTls::None),
+            "starttls" => Ok(SmtpTls::StartTls),
+            "tls" => Ok(SmtpTls::Tls),
+            _ => Err("expected one of none, starttls, tls".into()),
+        }
+    }
+}
+
+impl Settings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        // Email retries span minutes, so an SMTP outage of a few minutes never
+        // parks mail; after the last tier (about 6 minutes in all) it is parked.
+        let amqp = AmqpSettings::from_env(20, &[10_000, 60_000, 300_000])?;
+        let mut database = DatabaseSettings::from_env("email_db")?;
+        // Each in-flight email holds a connection (and its email_log row lock)
+        // while the SMTP server answers, so the pool must outgrow the prefetch
+        // or deliveries would time out waiting for a connection. An explicit
+        // DATABASE_MAX_CONNECTIONS is respected.
+        if config::var("DATABASE_MAX_CONNECTIONS")?.is_none() {
+            database.max_connections = u32::from(amqp.prefetch) + 2;
+        }
+        Ok(Self {
+            bind_addr: config::parse_or("BIND_ADDR", SocketAddr::from(([0, 0, 0, 0], 8003)))?,
+            database,
+            amqp,
+            smtp: SmtpSettings::from_env()?,
+            email_from: email_from()?,
+        })
+    }
+}
+
+impl SmtpSettings {
+    fn from_env() -> Result<Self, ConfigError> {
+        let credentials = match (config::var("SMTP_USERNAME")?, config::var("SMTP_PASSWORD")?) {
+            (Some(user), Some(password)) => Some((user, Secret::new(password))),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(ConfigError::new(
+                    "SMTP_PASSWORD",
+                    "must be set when SMTP_USERNAME is",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::new(
+                    "SMTP_USERNAME",
+                    "must be set when SMTP_PASSWORD is",
+                ));
+            }
+        };
+        let timeout = config::millis_or("SMTP_TIMEOUT_MS", 10_000)?;
+        if timeout.is_zero() {
+            return Err(ConfigError::new("SMTP_TIMEOUT_MS", "must be positive"));
+        }
+        Ok(Self {
+            host: config::var_or("SMTP_HOST", "127.0.0.1")?,
+            port: config::parse_or("SMTP_PORT", 1025)?,
+            tls: config::parse_or("SMTP_TLS", SmtpTls::None)?,
+            credentials,
+            timeout,
+        })
+    }
+}
+
+/// `EMAIL_FROM` as a mailbox (`noreply@shop.example` or `Shop <noreply@shop.example>`).
+fn email_from() -> Result<Mailbox, ConfigError> {
+    let raw = config::var_or("EMAIL_FROM", "noreply@ecommerce.com")?;
+    let mailbox: Mailbox = raw
+        .trim()
+        .parse()
+        .map_err(|e| ConfigError::new("EMAIL_FROM", format!("{raw:?}: {e}")))?;
+    // lettre panics when a display name holds CR, LF or NUL (see
+    // failure-windows.md); strip every control character.
+    Ok(email::safe_mailbox(mailbox.name.as_deref(), mailbox.email))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn smtp_tls_modes_parse_and_a_bad_one_is_explained() {
+        assert_eq!("none".parse::<SmtpTls>().unwrap(), SmtpTls::None);
+        assert_eq!("STARTTLS".parse::<SmtpTls>().unwrap(), SmtpTls::StartTls);
+        assert_eq!("tls".parse::<SmtpTls>().unwrap(), SmtpTls::Tls);
+        assert!(
+            "ssl"
+                .parse::<SmtpTls>()
+                .unwrap_err()
+                .contains("none, starttls, tls")
+        );
+    }
+}

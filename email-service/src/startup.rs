@@ -1,0 +1,105 @@
+//! Builds and runs email-service: database, broker, SMTP transport, the
+//! consumer of `email_service_queue`, and the health endpoints.
+
+use std::sync::Arc;
+
+use common::{
+    db,
+    events::PaymentProcessed,
+    health::{Flag, PostgresCheck, Readiness},
+    messaging::{broker::Broker, topology::EMAIL_QUEUE},
+    service::Tasks,
+};
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    SERVICE, Settings,
+    email::Composer,
+    handler::EmailHandler,
+    smtp::{self, Mailer},
+};
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
+
+pub struct Application {
+    listener: TcpListener,
+    pool: PgPool,
+    broker: Broker,
+    mailer: Mailer,
+    settings: Settings,
+}
+
+impl Application {
+    /// Binds the port, builds the SMTP transport (it connects lazily, so a down
+    /// SMTP server does not stop the start) and connects to PostgreSQL
+    /// (created and migrated) and RabbitMQ, waiting for either if they are not
+    /// up yet.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        common::metrics::install();
+        let listener = TcpListener::bind(settings.bind_addr).await?;
+        let mailer = Mailer::new(&settings.smtp)?;
+        let pool = db::connect_with_retry(&settings.database, &MIGRATOR, &CancellationToken::new())
+            .await?;
+        let broker = Broker::connect(settings.amqp.clone(), SERVICE).await?;
+        Ok(Self {
+            listener,
+            pool,
+            broker,
+            mailer,
+            settings,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or_default()
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Runs until `shutdown`: drains in-flight emails, then stops.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let Self {
+            listener,
+            pool,
+            broker,
+            mailer,
+            settings,
+        } = self;
+        let handler = EmailHandler {
+            pool: pool.clone(),
+            composer: Composer::new(settings.email_from.clone()),
+            mailer: mailer.clone(),
+        };
+        let attached = Flag::default();
+        let consumer = broker.consumer::<PaymentProcessed, _>(
+            EMAIL_QUEUE,
+            Arc::new(handler),
+            attached.clone(),
+        );
+        // SMTP is reported (the `smtp_up` gauge, logs) but not part of
+        // readiness: see `smtp::watch` for why.
+        let readiness = broker.readiness(
+            Readiness::default().with("database", PostgresCheck(pool)),
+            &[attached],
+        );
+        let router = common::http::with_standard_layers(common::health::router(readiness), SERVICE);
+
+        let mut tasks = Tasks::new();
+        tasks.intake("http", move |stop| {
+            common::http::serve(listener, router, stop)
+        });
+        tasks.intake("consumer", move |stop| consumer.run(stop));
+        tasks.background("smtp-probe", move |stop| smtp::watch(mailer, stop));
+        tasks.background("broker-watchdog", broker.watch_task());
+        let result = tasks.run(shutdown).await;
+        broker.close().await;
+        result
+    }
+}

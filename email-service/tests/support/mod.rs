@@ -1,0 +1,307 @@
+//! What the email-service tests share: the real service started in-process
+//! against the real PostgreSQL and RabbitMQ (a fresh database and a unique
+//! queue prefix per test), events to publish, and a scripted SMTP server for
+//! the upstream's failures.
+//!
+//! Each test binary uses part of it.
+#![allow(dead_code)]
+
+pub mod fake_smtp;
+
+use std::{str::FromStr, time::Duration};
+
+use chrono::Utc;
+use common::{
+    events::{Event, OrderCreatedItem, PaymentProcessed, PaymentStatus},
+    messaging::{
+        AmqpSettings, headers,
+        topology::{EMAIL_QUEUE, Topology},
+    },
+    testing::{self, BrokerCleanup, eventually},
+};
+use email_service::{
+    Application, Settings,
+    config::{SmtpSettings, SmtpTls},
+    db::{self, EmailLog},
+};
+use lapin::Connection;
+use rust_decimal::Decimal;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// A running email-service (one or more replicas) and a connection to publish
+/// and inspect queues with.
+pub struct TestApp {
+    pub settings: Settings,
+    pub pool: PgPool,
+    pub conn: Connection,
+    pub port: u16,
+    replicas: Vec<Replica>,
+    _cleanup: BrokerCleanup,
+}
+
+struct Replica {
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+/// Settings for a test: the SMTP server on 127.0.0.1:`smtp_port` without TLS,
+/// a fresh database, a unique queue prefix and fast retries (200/400/800 ms).
+pub fn settings(smtp_port: u16) -> Settings {
+    let database = testing::fresh_database("email");
+    let mut amqp = testing::fresh_amqp();
+    // Each in-flight email holds a database connection while SMTP answers, so
+    // the prefetch stays below the (small, shared-server) test pool, as
+    // `Settings::from_env` ensures in production.
+    amqp.prefetch = u16::try_from(database.max_connections.saturating_sub(1))
+        .unwrap_or(1)
+        .max(1);
+    Settings {
+        bind_addr: "127.0.0.1:0".parse().unwrap(),
+        database,
+        amqp,
+        smtp: SmtpSettings {
+            host: "127.0.0.1".into(),
+            port: smtp_port,
+            tls: SmtpTls::None,
+            credentials: None,
+            timeout: Duration::from_secs(2),
+        },
+        email_from: "noreply@ecommerce.com".parse().unwrap(),
+    }
+}
+
+impl TestApp {
+    pub async fn spawn(smtp_port: u16) -> Self {
+        Self::spawn_with(settings(smtp_port)).await
+    }
+
+    pub async fn spawn_with(settings: Settings) -> Self {
+        common::telemetry::init_for_tests();
+        let cleanup = BrokerCleanup::all(&settings.amqp);
+        let (replica, pool, port) = start(&settings).await;
+        let conn = testing::test_connection().await;
+        let app = Self {
+            settings,
+            pool,
+            conn,
+            port,
+            replicas: vec![replica],
+            _cleanup: cleanup,
+        };
+        app.wait_until_consumers(1).await;
+        app
+    }
+
+    /// Starts one more replica on the same database and queues.
+    pub async fn add_replica(&mut self) {
+        let (replica, _, _) = start(&self.settings).await;
+        self.replicas.push(replica);
+        self.wait_until_consumers(self.replicas.len() as u32).await;
+    }
+
+    pub fn amqp(&self) -> &AmqpSettings {
+        &self.settings.amqp
+    }
+
+    pub fn queue_name(&self) -> String {
+        format!("{}{EMAIL_QUEUE}", self.amqp().prefix)
+    }
+
+    pub fn dlq_name(&self) -> String {
+        format!("{}.dlq", self.queue_name())
+    }
+
+    async fn wait_until_consumers(&self, count: u32) {
+        let queue = self.queue_name();
+        eventually(
+            Duration::from_secs(10),
+            "the consumers to attach",
+            || async {
+                let channel = self.conn.create_channel().await.ok()?;
+                let q = channel
+                    .queue_declare(
+                        queue.as_str().into(),
+                        lapin::options::QueueDeclareOptions {
+                            passive: true,
+                            ..Default::default()
+                        },
+                        Default::default(),
+                    )
+                    .await
+                    .ok()?;
+                let _ = channel.close(200, "done".into()).await;
+                (q.consumer_count() >= count).then_some(())
+            },
+        )
+        .await;
+    }
+
+    pub async fn publish(&self, event: &PaymentProcessed) {
+        let body = serde_json::to_vec(event).unwrap();
+        self.publish_raw(&body, &event.event_id.to_string()).await;
+    }
+
+    pub async fn publish_raw(&self, body: &[u8], message_id: &str) {
+        let exchange = Topology::new(self.amqp()).exchange();
+        testing::publish_raw(
+            &self.conn,
+            &exchange,
+            PaymentProcessed::ROUTING_KEY,
+            body,
+            message_id,
+        )
+        .await;
+    }
+
+    pub async fn email_log(&self, order_id: Uuid) -> Option<EmailLog> {
+        db::find_email(&self.pool, order_id).await.unwrap()
+    }
+
+    /// Waits until the order's email_log row satisfies `done`.
+    pub async fn wait_for_log(
+        &self,
+        order_id: Uuid,
+        what: &str,
+        done: impl Fn(&EmailLog) -> bool,
+    ) -> EmailLog {
+        eventually(Duration::from_secs(15), what, || async {
+            self.email_log(order_id).await.filter(|row| done(row))
+        })
+        .await
+    }
+
+    /// Waits until this test's consumers have acked (or parked) `count`
+    /// deliveries in all: after that, every message published so far has been
+    /// handled and any email it caused has been sent.
+    pub async fn wait_until_processed(&self, outcome: &str, count: u64) {
+        let what = format!("{count} deliveries with outcome {outcome}");
+        eventually(Duration::from_secs(15), &what, || async {
+            (self.processed(outcome) >= count).then_some(())
+        })
+        .await;
+    }
+
+    /// `messages_processed_total` of this test's queue (its name is unique to
+    /// the test, so other tests in the process do not count).
+    pub fn processed(&self, outcome: &str) -> u64 {
+        let queue = format!("queue=\"{}\"", self.queue_name());
+        let outcome = format!("outcome=\"{outcome}\"");
+        common::metrics::render()
+            .lines()
+            .filter(|l| {
+                l.starts_with("messages_processed_total{")
+                    && l.contains(&queue)
+                    && l.contains(&outcome)
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .map(|v| v as u64)
+            .sum()
+    }
+
+    /// Parked messages: (message_id, park reason, retries before parking).
+    pub async fn parked(&self, count: usize) -> Vec<(String, String, u32)> {
+        let mut parked: Vec<_> =
+            testing::take_messages(&self.conn, &self.dlq_name(), count, Duration::from_secs(15))
+                .await
+                .iter()
+                .map(|message| {
+                    let props = &message.delivery.properties;
+                    let id = props
+                        .message_id()
+                        .as_ref()
+                        .map(|s| s.to_string())
+                        .unwrap_or_default();
+                    let reason = headers::get_str(props, headers::PARK_REASON).unwrap_or_default();
+                    let retries = headers::get_u32(props, headers::RETRY_COUNT).unwrap_or(99);
+                    (id, reason, retries)
+                })
+                .collect();
+        parked.sort();
+        parked
+    }
+
+    pub async fn dlq_depth(&self) -> u32 {
+        testing::queue_depth(&self.conn, &self.dlq_name()).await
+    }
+
+    pub async fn stop(self) {
+        for replica in self.replicas {
+            replica.shutdown.cancel();
+            replica
+                .task
+                .await
+                .unwrap()
+                .expect("email-service stops cleanly");
+        }
+    }
+}
+
+async fn start(settings: &Settings) -> (Replica, PgPool, u16) {
+    let app = Application::build(settings.clone())
+        .await
+        .expect("email-service builds");
+    let pool = app.pool().clone();
+    let port = app.port();
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+    (Replica { shutdown, task }, pool, port)
+}
+
+/// A completed payment of one Gaming Laptop and two mice.
+pub fn completed(email: &str) -> PaymentProcessed {
+    PaymentProcessed {
+        event_type: PaymentProcessed::EVENT_TYPE.into(),
+        event_id: Uuid::new_v4(),
+        timestamp: Utc::now(),
+        schema_version: 1,
+        payment_id: Uuid::new_v4(),
+        order_id: Uuid::new_v4(),
+        user_id: 1,
+        user_email: email.into(),
+        amount: Decimal::from_str("1359.97").unwrap(),
+        currency: "USD".into(),
+        status: PaymentStatus::Completed,
+        transaction_id: Some(format!(
+            "TXN-{}",
+            &Uuid::new_v4().simple().to_string().to_uppercase()[..12]
+        )),
+        failure_reason: None,
+        items: vec![
+            OrderCreatedItem {
+                product_id: 1,
+                name: "Gaming Laptop".into(),
+                quantity: 1,
+                price: Decimal::from_str("1299.99").unwrap(),
+            },
+            OrderCreatedItem {
+                product_id: 2,
+                name: "Wireless Mouse".into(),
+                quantity: 2,
+                price: Decimal::from_str("29.99").unwrap(),
+            },
+        ],
+    }
+}
+
+/// A declined payment.
+pub fn failed(email: &str, reason: &str) -> PaymentProcessed {
+    PaymentProcessed {
+        status: PaymentStatus::Failed,
+        transaction_id: None,
+        failure_reason: Some(reason.into()),
+        ..completed(email)
+    }
+}
+
+/// A header of a received email; mailcrab keeps raw values (leading space,
+/// trailing CRLF), so they are trimmed.
+pub fn header<'a>(email: &'a serde_json::Value, name: &str) -> Option<&'a str> {
+    email["headers"]
+        .as_object()?
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .and_then(|(_, v)| v.as_str())
+        .map(str::trim)
+}
