@@ -5,8 +5,10 @@
 //! test, a unique prefix for every exchange and queue, and bounded polling
 //! instead of sleeps.
 
+mod process;
 mod proxy;
 
+pub use process::{ServiceProcess, TestVhost};
 pub use proxy::FaultProxy;
 
 use std::{future::Future, time::Duration};
