@@ -7,12 +7,21 @@ use std::time::Duration;
 
 use common::{
     messaging::AmqpSettings,
-    testing::{self, BrokerCleanup, SmtpSink},
+    testing::{self, BrokerCleanup, FaultProxy, SmtpSink},
 };
 use serde_json::Value;
 use sqlx::PgPool;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+
+/// How to start the pipeline.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Connect every service to RabbitMQ through a [`FaultProxy`] the test can cut.
+    pub broker_proxy: bool,
+    /// The simulated provider's latency (default none).
+    pub payment_delay: Duration,
+}
 
 pub struct Pipeline {
     /// `http://127.0.0.1:<port>` of the gateway.
@@ -23,6 +32,8 @@ pub struct Pipeline {
     pub order_db: PgPool,
     pub payment_db: PgPool,
     pub email_db: PgPool,
+    /// The proxy between the services and RabbitMQ, when asked for.
+    pub broker: Option<FaultProxy>,
     shutdown: CancellationToken,
     tasks: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)>,
     _cleanup: BrokerCleanup,
@@ -31,10 +42,23 @@ pub struct Pipeline {
 impl Pipeline {
     /// Starts all four services; the simulated provider answers at once.
     pub async fn start() -> Self {
+        Self::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(options: Options) -> Self {
         common::telemetry::init_for_tests();
         let smtp = SmtpSink::start().await;
-        let amqp = testing::fresh_amqp();
-        let cleanup = BrokerCleanup::all(&amqp);
+        let direct = testing::fresh_amqp();
+        // Clean-up talks to the broker directly, never through the proxy.
+        let cleanup = BrokerCleanup::all(&direct);
+        let mut amqp = direct;
+        let broker = if options.broker_proxy {
+            let proxy = FaultProxy::start(testing::socket_addr_of(&amqp.url)).await;
+            amqp.url = proxy.rewrite_url(&amqp.url);
+            Some(proxy)
+        } else {
+            None
+        };
         let shutdown = CancellationToken::new();
         let mut tasks = Vec::new();
 
@@ -57,7 +81,7 @@ impl Pipeline {
             database: testing::fresh_database("payment"),
             amqp: amqp.clone(),
             provider: payment_service::config::ProviderSettings {
-                delay: Duration::ZERO,
+                delay: options.payment_delay,
                 decline_above: rust_decimal::Decimal::from(10_000),
             },
         })
@@ -112,6 +136,7 @@ impl Pipeline {
             order_db,
             payment_db,
             email_db,
+            broker,
             shutdown,
             tasks,
             _cleanup: cleanup,
