@@ -1,0 +1,153 @@
+//! Competing payment-service replicas: one stopped with SIGTERM in the middle
+//! of a burst (reliability matrix M15), and a consumer whose queue is deleted
+//! under it (M9).
+
+use std::{str::FromStr, time::Duration};
+
+use chrono::Utc;
+use common::{
+    events::{Event, OrderCreated, PaymentProcessed},
+    messaging::{
+        AmqpSettings,
+        topology::{EMAIL_QUEUE, PAYMENT_QUEUE, Topology},
+    },
+    testing::{self, BrokerCleanup, eventually},
+};
+use payment_service::{Application, Settings, config::ProviderSettings};
+use rust_decimal::Decimal;
+use sqlx::PgPool;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+struct Replica {
+    stop: CancellationToken,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+async fn start_replica(database: &common::db::DatabaseSettings, amqp: &AmqpSettings, delay: Duration) -> (Replica, PgPool) {
+    let app = Application::build(Settings {
+        bind_addr: "127.0.0.1:0".parse().unwrap(),
+        database: database.clone(),
+        amqp: amqp.clone(),
+        provider: ProviderSettings { delay, decline_above: Decimal::from(10_000) },
+    })
+    .await
+    .unwrap();
+    let pool = app.pool().clone();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(app.run_until_stopped(stop.clone()));
+    (Replica { stop, task }, pool)
+}
+
+fn order() -> OrderCreated {
+    OrderCreated {
+        event_type: OrderCreated::EVENT_TYPE.into(),
+        event_id: Uuid::new_v4(),
+        timestamp: Utc::now(),
+        schema_version: 1,
+        order_id: Uuid::new_v4(),
+        user_id: 1,
+        user_email: "test@example.com".into(),
+        total_amount: Decimal::from_str("49.99").unwrap(),
+        currency: "USD".into(),
+        items: vec![],
+    }
+}
+
+async fn scalar(pool: &PgPool, sql: &'static str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
+}
+
+async fn consumers(conn: &lapin::Connection, queue: &str) -> u32 {
+    let channel = conn.create_channel().await.unwrap();
+    let options = lapin::options::QueueDeclareOptions { passive: true, ..Default::default() };
+    let q = channel.queue_declare(queue.into(), options, Default::default()).await;
+    let _ = channel.close(200, "done".into()).await;
+    q.map(|q| q.consumer_count()).unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_replica_stopped_mid_burst_loses_and_duplicates_nothing() {
+    common::telemetry::init_for_tests();
+    const ORDERS: usize = 200;
+    let mut amqp = testing::fresh_amqp();
+    amqp.prefetch = 10;
+    let _cleanup = BrokerCleanup::all(&amqp);
+    let database = testing::fresh_database("payment");
+    let (a, pool) = start_replica(&database, &amqp, Duration::from_millis(20)).await;
+    let (b, _) = start_replica(&database, &amqp, Duration::from_millis(20)).await;
+    let conn = testing::test_connection().await;
+    let topology = Topology::new(&amqp);
+    let channel = conn.create_channel().await.unwrap();
+    topology.declare_queue(&channel, &topology.queue(EMAIL_QUEUE, PaymentProcessed::ROUTING_KEY)).await.unwrap();
+    let work_queue = format!("{}{PAYMENT_QUEUE}", amqp.prefix);
+    eventually(Duration::from_secs(10), "both replicas consuming", || async {
+        (consumers(&conn, &work_queue).await == 2).then_some(())
+    })
+    .await;
+
+    for _ in 0..ORDERS {
+        let order = order();
+        let body = serde_json::to_vec(&order).unwrap();
+        testing::publish_raw(&conn, &topology.exchange(), OrderCreated::ROUTING_KEY, &body, &order.event_id.to_string())
+            .await;
+    }
+    eventually(Duration::from_secs(30), "a quarter of the burst paid", || async {
+        (scalar(&pool, "SELECT count(*) FROM payments").await >= (ORDERS / 4) as i64).then_some(())
+    })
+    .await;
+    a.stop.cancel(); // what SIGTERM does
+    a.task.await.unwrap().expect("the stopped replica drains and exits cleanly");
+
+    eventually(Duration::from_secs(60), "the rest paid by the remaining replica", || async {
+        (scalar(&pool, "SELECT count(*) FROM payments").await == ORDERS as i64).then_some(())
+    })
+    .await;
+    let events = testing::take_messages(&conn, &format!("{}{EMAIL_QUEUE}", amqp.prefix), ORDERS, Duration::from_secs(30)).await;
+    let mut order_ids: Vec<Uuid> = events
+        .iter()
+        .map(|m| serde_json::from_slice::<PaymentProcessed>(&m.delivery.data).unwrap().order_id)
+        .collect();
+    order_ids.sort();
+    order_ids.dedup();
+    assert_eq!(order_ids.len(), ORDERS, "one outcome per order");
+    assert_eq!(events.len(), ORDERS, "and no duplicate outcome");
+    assert_eq!(scalar(&pool, "SELECT count(DISTINCT order_id) FROM payments").await, ORDERS as i64);
+    assert_eq!(scalar(&pool, "SELECT count(*) FROM outbox WHERE published_at IS NULL").await, 0);
+    b.stop.cancel();
+    b.task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_consumer_whose_queue_is_deleted_resubscribes_and_keeps_working() {
+    common::telemetry::init_for_tests();
+    let amqp = testing::fresh_amqp();
+    let _cleanup = BrokerCleanup::all(&amqp);
+    let (replica, pool) = start_replica(&testing::fresh_database("payment"), &amqp, Duration::ZERO).await;
+    let conn = testing::test_connection().await;
+    let topology = Topology::new(&amqp);
+    let work_queue = format!("{}{PAYMENT_QUEUE}", amqp.prefix);
+    eventually(Duration::from_secs(10), "the consumer", || async {
+        (consumers(&conn, &work_queue).await == 1).then_some(())
+    })
+    .await;
+
+    // The broker cancels the consumer (lapin: the stream ends with None).
+    let channel = conn.create_channel().await.unwrap();
+    channel.queue_delete(work_queue.as_str().into(), Default::default()).await.unwrap();
+    eventually(Duration::from_secs(30), "the consumer to be back on a redeclared queue", || async {
+        (consumers(&conn, &work_queue).await == 1).then_some(())
+    })
+    .await;
+    let order = order();
+    let body = serde_json::to_vec(&order).unwrap();
+    testing::publish_raw(&conn, &topology.exchange(), OrderCreated::ROUTING_KEY, &body, &order.event_id.to_string()).await;
+
+    eventually(Duration::from_secs(10), "the order paid", || async {
+        (scalar(&pool, "SELECT count(*) FROM payments").await == 1).then_some(())
+    })
+    .await;
+    replica.stop.cancel();
+    replica.task.await.unwrap().unwrap();
+}
