@@ -33,5 +33,11 @@ async fn run() -> anyhow::Result<()> {
 async fn dlq(args: &[String]) -> anyhow::Result<()> {
     // The same RABBITMQ_URL and defaults as config.rs.
     let settings = AmqpSettings::from_env(100, &[1_000, 5_000, 30_000])?;
-    dead_letters::cli::run(args.to_vec(), settings, PAYMENT_QUEUE, OrderCreated::ROUTING_KEY).await
+    dead_letters::cli::run(
+        args.to_vec(),
+        settings,
+        PAYMENT_QUEUE,
+        OrderCreated::ROUTING_KEY,
+    )
+    .await
 }

@@ -25,12 +25,19 @@ struct Replica {
     task: JoinHandle<anyhow::Result<()>>,
 }
 
-async fn start_replica(database: &common::db::DatabaseSettings, amqp: &AmqpSettings, delay: Duration) -> (Replica, PgPool) {
+async fn start_replica(
+    database: &common::db::DatabaseSettings,
+    amqp: &AmqpSettings,
+    delay: Duration,
+) -> (Replica, PgPool) {
     let app = Application::build(Settings {
         bind_addr: "127.0.0.1:0".parse().unwrap(),
         database: database.clone(),
         amqp: amqp.clone(),
-        provider: ProviderSettings { delay, decline_above: Decimal::from(10_000) },
+        provider: ProviderSettings {
+            delay,
+            decline_above: Decimal::from(10_000),
+        },
     })
     .await
     .unwrap();
@@ -61,8 +68,13 @@ async fn scalar(pool: &PgPool, sql: &'static str) -> i64 {
 
 async fn consumers(conn: &lapin::Connection, queue: &str) -> u32 {
     let channel = conn.create_channel().await.unwrap();
-    let options = lapin::options::QueueDeclareOptions { passive: true, ..Default::default() };
-    let q = channel.queue_declare(queue.into(), options, Default::default()).await;
+    let options = lapin::options::QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    let q = channel
+        .queue_declare(queue.into(), options, Default::default())
+        .await;
     let _ = channel.close(200, "done".into()).await;
     q.map(|q| q.consumer_count()).unwrap_or(0)
 }
@@ -80,41 +92,87 @@ async fn a_replica_stopped_mid_burst_loses_and_duplicates_nothing() {
     let conn = testing::test_connection().await;
     let topology = Topology::new(&amqp);
     let channel = conn.create_channel().await.unwrap();
-    topology.declare_queue(&channel, &topology.queue(EMAIL_QUEUE, PaymentProcessed::ROUTING_KEY)).await.unwrap();
+    topology
+        .declare_queue(
+            &channel,
+            &topology.queue(EMAIL_QUEUE, PaymentProcessed::ROUTING_KEY),
+        )
+        .await
+        .unwrap();
     let work_queue = format!("{}{PAYMENT_QUEUE}", amqp.prefix);
-    eventually(Duration::from_secs(10), "both replicas consuming", || async {
-        (consumers(&conn, &work_queue).await == 2).then_some(())
-    })
+    eventually(
+        Duration::from_secs(10),
+        "both replicas consuming",
+        || async { (consumers(&conn, &work_queue).await == 2).then_some(()) },
+    )
     .await;
 
     for _ in 0..ORDERS {
         let order = order();
         let body = serde_json::to_vec(&order).unwrap();
-        testing::publish_raw(&conn, &topology.exchange(), OrderCreated::ROUTING_KEY, &body, &order.event_id.to_string())
-            .await;
+        testing::publish_raw(
+            &conn,
+            &topology.exchange(),
+            OrderCreated::ROUTING_KEY,
+            &body,
+            &order.event_id.to_string(),
+        )
+        .await;
     }
-    eventually(Duration::from_secs(30), "a quarter of the burst paid", || async {
-        (scalar(&pool, "SELECT count(*) FROM payments").await >= (ORDERS / 4) as i64).then_some(())
-    })
+    eventually(
+        Duration::from_secs(30),
+        "a quarter of the burst paid",
+        || async {
+            (scalar(&pool, "SELECT count(*) FROM payments").await >= (ORDERS / 4) as i64)
+                .then_some(())
+        },
+    )
     .await;
     a.stop.cancel(); // what SIGTERM does
-    a.task.await.unwrap().expect("the stopped replica drains and exits cleanly");
+    a.task
+        .await
+        .unwrap()
+        .expect("the stopped replica drains and exits cleanly");
 
-    eventually(Duration::from_secs(60), "the rest paid by the remaining replica", || async {
-        (scalar(&pool, "SELECT count(*) FROM payments").await == ORDERS as i64).then_some(())
-    })
+    eventually(
+        Duration::from_secs(60),
+        "the rest paid by the remaining replica",
+        || async {
+            (scalar(&pool, "SELECT count(*) FROM payments").await == ORDERS as i64).then_some(())
+        },
+    )
     .await;
-    let events = testing::take_messages(&conn, &format!("{}{EMAIL_QUEUE}", amqp.prefix), ORDERS, Duration::from_secs(30)).await;
+    let events = testing::take_messages(
+        &conn,
+        &format!("{}{EMAIL_QUEUE}", amqp.prefix),
+        ORDERS,
+        Duration::from_secs(30),
+    )
+    .await;
     let mut order_ids: Vec<Uuid> = events
         .iter()
-        .map(|m| serde_json::from_slice::<PaymentProcessed>(&m.delivery.data).unwrap().order_id)
+        .map(|m| {
+            serde_json::from_slice::<PaymentProcessed>(&m.delivery.data)
+                .unwrap()
+                .order_id
+        })
         .collect();
     order_ids.sort();
     order_ids.dedup();
     assert_eq!(order_ids.len(), ORDERS, "one outcome per order");
     assert_eq!(events.len(), ORDERS, "and no duplicate outcome");
-    assert_eq!(scalar(&pool, "SELECT count(DISTINCT order_id) FROM payments").await, ORDERS as i64);
-    assert_eq!(scalar(&pool, "SELECT count(*) FROM outbox WHERE published_at IS NULL").await, 0);
+    assert_eq!(
+        scalar(&pool, "SELECT count(DISTINCT order_id) FROM payments").await,
+        ORDERS as i64
+    );
+    assert_eq!(
+        scalar(
+            &pool,
+            "SELECT count(*) FROM outbox WHERE published_at IS NULL"
+        )
+        .await,
+        0
+    );
     b.stop.cancel();
     b.task.await.unwrap().unwrap();
 }
@@ -124,7 +182,8 @@ async fn a_consumer_whose_queue_is_deleted_resubscribes_and_keeps_working() {
     common::telemetry::init_for_tests();
     let amqp = testing::fresh_amqp();
     let _cleanup = BrokerCleanup::all(&amqp);
-    let (replica, pool) = start_replica(&testing::fresh_database("payment"), &amqp, Duration::ZERO).await;
+    let (replica, pool) =
+        start_replica(&testing::fresh_database("payment"), &amqp, Duration::ZERO).await;
     let conn = testing::test_connection().await;
     let topology = Topology::new(&amqp);
     let work_queue = format!("{}{PAYMENT_QUEUE}", amqp.prefix);
@@ -135,14 +194,26 @@ async fn a_consumer_whose_queue_is_deleted_resubscribes_and_keeps_working() {
 
     // The broker cancels the consumer (lapin: the stream ends with None).
     let channel = conn.create_channel().await.unwrap();
-    channel.queue_delete(work_queue.as_str().into(), Default::default()).await.unwrap();
-    eventually(Duration::from_secs(30), "the consumer to be back on a redeclared queue", || async {
-        (consumers(&conn, &work_queue).await == 1).then_some(())
-    })
+    channel
+        .queue_delete(work_queue.as_str().into(), Default::default())
+        .await
+        .unwrap();
+    eventually(
+        Duration::from_secs(30),
+        "the consumer to be back on a redeclared queue",
+        || async { (consumers(&conn, &work_queue).await == 1).then_some(()) },
+    )
     .await;
     let order = order();
     let body = serde_json::to_vec(&order).unwrap();
-    testing::publish_raw(&conn, &topology.exchange(), OrderCreated::ROUTING_KEY, &body, &order.event_id.to_string()).await;
+    testing::publish_raw(
+        &conn,
+        &topology.exchange(),
+        OrderCreated::ROUTING_KEY,
+        &body,
+        &order.event_id.to_string(),
+    )
+    .await;
 
     eventually(Duration::from_secs(10), "the order paid", || async {
         (scalar(&pool, "SELECT count(*) FROM payments").await == 1).then_some(())
