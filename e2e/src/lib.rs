@@ -3,7 +3,15 @@
 //! `main` builds it, on a fresh database each, one unique broker prefix, and a
 //! real SMTP server in-process.
 
-use std::time::Duration;
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use futures::{FutureExt, future::BoxFuture};
 
 use common::{
     messaging::AmqpSettings,
@@ -11,7 +19,7 @@ use common::{
 };
 use serde_json::Value;
 use sqlx::PgPool;
-use tokio::task::JoinHandle;
+use tokio::{sync::Mutex, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
 /// How to start the pipeline.
@@ -34,6 +42,8 @@ pub struct Pipeline {
     pub email_db: PgPool,
     /// The proxy between the services and RabbitMQ, when asked for.
     pub broker: Option<FaultProxy>,
+    /// How often a service exited with an error and was started again.
+    pub restarts: Arc<AtomicUsize>,
     shutdown: CancellationToken,
     tasks: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)>,
     _cleanup: BrokerCleanup,
@@ -60,23 +70,39 @@ impl Pipeline {
             None
         };
         let shutdown = CancellationToken::new();
+        let restarts = Arc::new(AtomicUsize::new(0));
         let mut tasks = Vec::new();
 
-        let order = order_service::Application::build(order_service::Settings {
+        let mut settings = order_service::Settings {
             bind_addr: "127.0.0.1:0".parse().unwrap(),
             database: testing::fresh_database("order"),
             amqp: amqp.clone(),
-        })
-        .await
-        .expect("order-service builds");
+        };
+        let order = order_service::Application::build(settings.clone())
+            .await
+            .expect("order-service builds");
+        // A restart keeps the port the gateway calls.
+        settings.bind_addr.set_port(order.port());
         let order_url = format!("http://127.0.0.1:{}", order.port());
         let order_db = order.pool().clone();
+        let first = order.run_until_stopped(shutdown.clone());
+        let token = shutdown.clone();
+        let restart = move || {
+            let (settings, token) = (settings.clone(), token.clone());
+            async move {
+                order_service::Application::build(settings)
+                    .await?
+                    .run_until_stopped(token)
+                    .await
+            }
+            .boxed()
+        };
         tasks.push((
             "order-service",
-            tokio::spawn(order.run_until_stopped(shutdown.clone())),
+            supervise("order-service", first, restart, &shutdown, &restarts),
         ));
 
-        let payment = payment_service::Application::build(payment_service::Settings {
+        let settings = payment_service::Settings {
             bind_addr: "127.0.0.1:0".parse().unwrap(),
             database: testing::fresh_database("payment"),
             amqp: amqp.clone(),
@@ -84,16 +110,29 @@ impl Pipeline {
                 delay: options.payment_delay,
                 decline_above: rust_decimal::Decimal::from(10_000),
             },
-        })
-        .await
-        .expect("payment-service builds");
+        };
+        let payment = payment_service::Application::build(settings.clone())
+            .await
+            .expect("payment-service builds");
         let payment_db = payment.pool().clone();
+        let first = payment.run_until_stopped(shutdown.clone());
+        let token = shutdown.clone();
+        let restart = move || {
+            let (settings, token) = (settings.clone(), token.clone());
+            async move {
+                payment_service::Application::build(settings)
+                    .await?
+                    .run_until_stopped(token)
+                    .await
+            }
+            .boxed()
+        };
         tasks.push((
             "payment-service",
-            tokio::spawn(payment.run_until_stopped(shutdown.clone())),
+            supervise("payment-service", first, restart, &shutdown, &restarts),
         ));
 
-        let email = email_service::Application::build(email_service::Settings {
+        let settings = email_service::Settings {
             bind_addr: "127.0.0.1:0".parse().unwrap(),
             database: testing::fresh_database("email"),
             amqp: amqp.clone(),
@@ -105,13 +144,26 @@ impl Pipeline {
                 timeout: Duration::from_secs(10),
             },
             email_from: "noreply@ecommerce.com".parse().unwrap(),
-        })
-        .await
-        .expect("email-service builds");
+        };
+        let email = email_service::Application::build(settings.clone())
+            .await
+            .expect("email-service builds");
         let email_db = email.pool().clone();
+        let first = email.run_until_stopped(shutdown.clone());
+        let token = shutdown.clone();
+        let restart = move || {
+            let (settings, token) = (settings.clone(), token.clone());
+            async move {
+                email_service::Application::build(settings)
+                    .await?
+                    .run_until_stopped(token)
+                    .await
+            }
+            .boxed()
+        };
         tasks.push((
             "email-service",
-            tokio::spawn(email.run_until_stopped(shutdown.clone())),
+            supervise("email-service", first, restart, &shutdown, &restarts),
         ));
 
         let gateway = gateway::Application::build(gateway::Settings {
@@ -137,6 +189,7 @@ impl Pipeline {
             payment_db,
             email_db,
             broker,
+            restarts,
             shutdown,
             tasks,
             _cleanup: cleanup,
@@ -209,4 +262,204 @@ impl Pipeline {
                 .unwrap_or_else(|e| panic!("{name} stopped with an error: {e:#}"));
         }
     }
+}
+
+/// Runs a service like a supervisor would (compose's `restart: unless-stopped`):
+/// a service that exits with an error before shutdown, for example its
+/// watchdog giving up on a wedged broker connection, is started again.
+fn supervise(
+    name: &'static str,
+    first: impl Future<Output = anyhow::Result<()>> + Send + 'static,
+    restart: impl Fn() -> BoxFuture<'static, anyhow::Result<()>> + Send + 'static,
+    shutdown: &CancellationToken,
+    restarts: &Arc<AtomicUsize>,
+) -> JoinHandle<anyhow::Result<()>> {
+    let (shutdown, restarts) = (shutdown.clone(), restarts.clone());
+    tokio::spawn(async move {
+        let mut result = first.await;
+        loop {
+            match result {
+                Err(e) if !shutdown.is_cancelled() => {
+                    eprintln!("supervisor: {name} exited with an error, restarting it: {e:#}");
+                    restarts.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    result = restart().await;
+                }
+                other => return other,
+            }
+        }
+    })
+}
+
+/// Checkouts sent by `clients` concurrent clients while a test injects faults.
+pub struct Burst {
+    accepted: Arc<Mutex<Vec<String>>>,
+    statuses: Arc<Mutex<Vec<u16>>>,
+    clients: Vec<JoinHandle<()>>,
+}
+
+/// What a burst got back.
+#[derive(Debug)]
+pub struct BurstResult {
+    /// Ids of the orders answered 201.
+    pub accepted: Vec<String>,
+    /// Every status answered, in order of arrival.
+    pub statuses: Vec<u16>,
+}
+
+impl Pipeline {
+    /// Starts `orders` checkouts of product 2 from `clients` clients, each
+    /// pausing `pause` between requests.
+    pub fn start_burst(&self, orders: usize, clients: usize, pause: Duration) -> Burst {
+        let accepted = Arc::new(Mutex::new(Vec::new()));
+        let statuses = Arc::new(Mutex::new(Vec::new()));
+        let clients = (0..clients)
+            .map(|client| {
+                let (http, base) = (self.http.clone(), self.gateway.clone());
+                let (accepted, statuses) = (accepted.clone(), statuses.clone());
+                let share = orders / clients + usize::from(client < orders % clients);
+                tokio::spawn(async move {
+                    for i in 0..share {
+                        let body = serde_json::json!({"user_id": client * 100_000 + i + 1,
+                            "user_email": format!("c{client}-{i}@example.com"),
+                            "items": [{"product_id": 2, "quantity": 1}]});
+                        let response = http
+                            .post(format!("{base}/api/checkout"))
+                            .json(&body)
+                            .send()
+                            .await;
+                        let status = response.as_ref().map_or(0, |r| r.status().as_u16());
+                        statuses.lock().await.push(status);
+                        if status == 201 {
+                            let order: Value = response.unwrap().json().await.unwrap();
+                            accepted
+                                .lock()
+                                .await
+                                .push(order["id"].as_str().unwrap().to_owned());
+                        }
+                        tokio::time::sleep(pause).await;
+                    }
+                })
+            })
+            .collect();
+        Burst {
+            accepted,
+            statuses,
+            clients,
+        }
+    }
+
+    /// Waits until every accepted order is settled and emailed, then checks
+    /// the invariants of the reliability matrix: exactly one payment and one
+    /// email per accepted order, no event left in an outbox, work queues and
+    /// dead-letter queues empty.
+    pub async fn audit(&mut self, accepted: &[String]) {
+        let expected = accepted.len();
+        let mails = self.smtp.wait_for(expected, Duration::from_secs(120)).await;
+        testing::eventually(
+            Duration::from_secs(60),
+            "every accepted order settled",
+            || async {
+                let settled = scalar(
+                    &self.order_db,
+                    "SELECT count(*) FROM orders WHERE status <> 'pending'",
+                )
+                .await;
+                (settled == expected as i64).then_some(())
+            },
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(500)).await; // late duplicates would show now
+        assert_eq!(
+            self.smtp.messages().len(),
+            expected,
+            "exactly one email per order"
+        );
+        let subjects: std::collections::HashSet<&str> =
+            mails.iter().filter_map(|m| m["subject"].as_str()).collect();
+        for id in accepted {
+            assert!(
+                subjects.iter().any(|s| s.ends_with(id.as_str())),
+                "an email for order {id}"
+            );
+        }
+        assert_eq!(
+            scalar(&self.order_db, "SELECT count(*) FROM orders").await,
+            expected as i64,
+            "no order beyond the 201s"
+        );
+        assert_eq!(
+            scalar(&self.payment_db, "SELECT count(*) FROM payments").await,
+            expected as i64
+        );
+        assert_eq!(
+            scalar(
+                &self.payment_db,
+                "SELECT count(DISTINCT order_id) FROM payments"
+            )
+            .await,
+            expected as i64
+        );
+        assert_eq!(
+            scalar(
+                &self.email_db,
+                "SELECT count(*) FROM email_log WHERE status = 'sent'"
+            )
+            .await,
+            expected as i64
+        );
+        for pool in [&self.order_db, &self.payment_db] {
+            assert_eq!(
+                scalar(
+                    pool,
+                    "SELECT count(*) FROM outbox WHERE published_at IS NULL"
+                )
+                .await,
+                0
+            );
+        }
+        let conn = testing::test_connection().await;
+        for queue in [
+            "payment_service_queue",
+            "email_service_queue",
+            "order_service_queue",
+        ] {
+            let name = |suffix: &str| format!("{}{queue}{suffix}", self.amqp.prefix);
+            assert_eq!(
+                testing::queue_depth(&conn, &name("")).await,
+                0,
+                "{queue} drained"
+            );
+            assert_eq!(
+                testing::queue_depth(&conn, &name(".dlq")).await,
+                0,
+                "{queue}.dlq empty"
+            );
+        }
+    }
+}
+
+impl Burst {
+    /// How many checkouts were accepted so far.
+    pub async fn accepted_so_far(&self) -> usize {
+        self.accepted.lock().await.len()
+    }
+
+    /// Waits for every client to finish.
+    pub async fn finish(self) -> BurstResult {
+        for client in self.clients {
+            client.await.expect("client task");
+        }
+        BurstResult {
+            accepted: self.accepted.lock().await.clone(),
+            statuses: self.statuses.lock().await.clone(),
+        }
+    }
+}
+
+async fn scalar(pool: &PgPool, sql: &'static str) -> i64 {
+    sqlx::query_scalar(sql)
+        .fetch_one(pool)
+        .await
+        .expect("query")
 }

@@ -82,6 +82,13 @@ impl Publisher {
         {
             return Ok(channel.clone());
         }
+        // While lapin is recovering the connection, leave it alone: opening
+        // channels then only fails, and interferes with the recovery.
+        if !self.conn.status().connected() {
+            return Err(PublishError::Channel(
+                "RabbitMQ connection is recovering".into(),
+            ));
+        }
         let channel = self.conn.create_channel().await?;
         channel
             .confirm_select(ConfirmSelectOptions::default())
@@ -92,7 +99,13 @@ impl Publisher {
     }
 
     async fn discard_channel(&self) {
-        if let Some(channel) = self.channel.lock().await.take() {
+        let channel = self.channel.lock().await.take();
+        // A channel of a connection in recovery is dropped, not closed: lapin
+        // recovers or discards it with the connection.
+        if let Some(channel) = channel
+            && self.conn.status().connected()
+            && channel.status().connected()
+        {
             let _ = channel.close(200, "reopening after an error".into()).await;
         }
     }

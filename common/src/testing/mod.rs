@@ -79,6 +79,8 @@ pub fn fresh_amqp() -> AmqpSettings {
         Duration::from_millis(800),
     ];
     settings.drain_timeout = Duration::from_secs(10);
+    // A wedged connection fails the service sooner, for the harness to restart.
+    settings.max_disconnected = Duration::from_secs(15);
     settings
 }
 
