@@ -8,7 +8,9 @@
 #      a Docker engine runs, else from the machine's own packages
 #      (pg_ctlcluster, rabbitmq-server), and waits until they answer;
 #   3. installs cargo-nextest if it is missing;
-#   4. runs `cargo nextest run --workspace --all-features --no-fail-fast "$@"`.
+#   4. runs `cargo nextest run --workspace --all-features --no-fail-fast "$@"`,
+#      then (on a full run, without arguments) the ignored tests that restart
+#      RabbitMQ, alone.
 # Services it starts are left running for the next run.
 #
 # Examples:
@@ -164,5 +166,20 @@ if ! cargo nextest --version >/dev/null 2>&1; then
     cargo install cargo-nextest --locked
 fi
 
+# With the compose broker there is no local rabbitmqctl: the tests that need
+# it (vhosts for process tests, a broker restart) go through the container.
+if ! have rabbitmqctl && docker_engine_running; then
+    export RABBITMQCTL="${RABBITMQCTL:-docker compose exec -T rabbitmq rabbitmqctl}"
+fi
+
+status=0
 log "running: cargo nextest run --workspace --all-features --no-fail-fast $*"
-exec cargo nextest run --workspace --all-features --no-fail-fast "$@"
+cargo nextest run --workspace --all-features --no-fail-fast "$@" || status=$?
+
+# Tests that restart the shared RabbitMQ are ignored in the run above (they
+# would disturb every other test) and run here, alone, on a full run only.
+if (($# == 0)); then
+    log "running the tests that restart RabbitMQ, one at a time"
+    cargo nextest run --workspace --all-features --no-fail-fast --run-ignored only --test-threads 1 || status=$?
+fi
+exit "$status"

@@ -84,6 +84,41 @@ impl Tasks {
     }
 }
 
+/// Runs a service and, when it fails after having started, starts it afresh
+/// with backoff, as compose's `restart: unless-stopped` would restart the
+/// process. This covers the dependency failures a service cannot heal in
+/// place (a RabbitMQ connection whose recovery wedged): a fresh start gets a
+/// fresh connection. `first` is the already built service's run; `restart`
+/// builds and runs a new one. Returns when `shutdown` fires.
+pub async fn keep_running(
+    name: &'static str,
+    shutdown: CancellationToken,
+    first: impl Future<Output = anyhow::Result<()>> + Send,
+    restart: impl Fn() -> BoxFuture<'static, anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    let mut backoff = Duration::from_secs(1);
+    let mut started = tokio::time::Instant::now();
+    let mut result = first.await;
+    loop {
+        let error = match result {
+            Err(e) if !shutdown.is_cancelled() => e,
+            other => return other,
+        };
+        if started.elapsed() > Duration::from_secs(60) {
+            backoff = Duration::from_secs(1); // it had been running well
+        }
+        metrics::counter!("service_restarts_total", "service" => name).increment(1);
+        tracing::error!(service = name, error = format!("{error:#}"), restart_in = ?backoff, "service failed; restarting it");
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+        started = tokio::time::Instant::now();
+        result = restart().await;
+    }
+}
+
 fn spawn_all(
     tasks: Vec<(&'static str, Task)>,
     stop: &CancellationToken,
@@ -150,6 +185,28 @@ mod tests {
         tasks.background("relay", |_| async { anyhow::bail!("broker gone") });
         let err = tasks.run(CancellationToken::new()).await.unwrap_err();
         assert!(format!("{err:#}").contains("broker gone"), "{err:#}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_service_that_fails_is_started_again_until_shutdown() {
+        let shutdown = CancellationToken::new();
+        let starts = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (count, stop) = (starts.clone(), shutdown.clone());
+        let restart = move || {
+            let (count, stop) = (count.clone(), stop.clone());
+            Box::pin(async move {
+                if count.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+                    stop.cancel(); // the second restart runs until shutdown
+                    return Ok(());
+                }
+                anyhow::bail!("broker connection wedged")
+            }) as BoxFuture<'static, anyhow::Result<()>>
+        };
+        let first = async { anyhow::bail!("first run failed") };
+        keep_running("test", shutdown, first, restart)
+            .await
+            .unwrap();
+        assert_eq!(starts.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 
     #[tokio::test]

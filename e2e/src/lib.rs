@@ -264,7 +264,7 @@ impl Pipeline {
     }
 }
 
-/// Runs a service like a supervisor would (compose's `restart: unless-stopped`):
+/// Runs a service the way its binary does (`common::service::keep_running`):
 /// a service that exits with an error before shutdown, for example its
 /// watchdog giving up on a wedged broker connection, is started again.
 fn supervise(
@@ -275,20 +275,14 @@ fn supervise(
     restarts: &Arc<AtomicUsize>,
 ) -> JoinHandle<anyhow::Result<()>> {
     let (shutdown, restarts) = (shutdown.clone(), restarts.clone());
-    tokio::spawn(async move {
-        let mut result = first.await;
-        loop {
-            match result {
-                Err(e) if !shutdown.is_cancelled() => {
-                    eprintln!("supervisor: {name} exited with an error, restarting it: {e:#}");
-                    restarts.fetch_add(1, Ordering::SeqCst);
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    result = restart().await;
-                }
-                other => return other,
-            }
-        }
-    })
+    let counted = move || {
+        eprintln!("supervisor: {name} exited with an error; restarting it");
+        restarts.fetch_add(1, Ordering::SeqCst);
+        restart()
+    };
+    tokio::spawn(common::service::keep_running(
+        name, shutdown, first, counted,
+    ))
 }
 
 /// Checkouts sent by `clients` concurrent clients while a test injects faults.

@@ -3,20 +3,12 @@
 //! so it is ignored by default and run alone, after the rest of the suite:
 //! `scripts/test.sh` runs it with `--run-ignored only` on one thread.
 
-use std::{process::Command, time::Duration};
+use std::time::Duration;
 
-use common::testing::eventually;
+use common::testing::{eventually, rabbitmqctl};
 use e2e::Pipeline;
 
 const ORDERS: usize = 150;
-
-fn rabbitmqctl(command: &str) {
-    let status = Command::new("rabbitmqctl")
-        .arg(command)
-        .status()
-        .expect("rabbitmqctl is installed");
-    assert!(status.success(), "rabbitmqctl {command} failed");
-}
 
 #[tokio::test]
 #[ignore = "restarts the shared RabbitMQ; run alone (scripts/test.sh does)"]
@@ -30,11 +22,11 @@ async fn a_broker_restart_during_a_burst_loses_and_duplicates_nothing() {
     )
     .await;
 
-    rabbitmqctl("stop_app");
+    rabbitmqctl(&["stop_app"]);
     let before = burst.accepted_so_far().await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     let during = burst.accepted_so_far().await - before;
-    rabbitmqctl("start_app");
+    rabbitmqctl(&["start_app"]);
     let result = burst.finish().await;
 
     assert!(

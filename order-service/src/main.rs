@@ -1,7 +1,8 @@
 use common::{
     events::{Event, PaymentProcessed},
-    messaging::{AmqpSettings, dead_letters, topology::ORDER_QUEUE},
+    messaging::{dead_letters, topology::ORDER_QUEUE},
 };
+use futures::FutureExt;
 use order_service::{Application, Settings};
 
 #[tokio::main]
@@ -24,15 +25,30 @@ async fn main() {
 async fn run() -> anyhow::Result<()> {
     common::telemetry::init("order-service")?;
     let settings = Settings::from_env()?;
-    let app = Application::build(settings).await?;
-    app.run_until_stopped(common::shutdown::on_signal()).await
+    // A first start that fails (bad configuration, port taken) ends the
+    // process; a failure after that restarts the service in place.
+    let app = Application::build(settings.clone()).await?;
+    let shutdown = common::shutdown::on_signal();
+    let first = app.run_until_stopped(shutdown.clone());
+    let token = shutdown.clone();
+    let restart = move || {
+        let (settings, token) = (settings.clone(), token.clone());
+        async move {
+            Application::build(settings)
+                .await?
+                .run_until_stopped(token)
+                .await
+        }
+        .boxed()
+    };
+    common::service::keep_running("order-service", shutdown, first, restart).await
 }
 
 /// `order-service dlq …`: inspect, replay or purge this service's parked messages
 /// (`order-service dlq --help`). Needs only RabbitMQ: no database, no HTTP server.
 async fn dlq(args: &[String]) -> anyhow::Result<()> {
-    // The same RABBITMQ_URL and defaults as config.rs.
-    let settings = AmqpSettings::from_env(50, &[1_000, 5_000, 30_000])?;
+    // The service's own broker settings (RABBITMQ_URL and its defaults).
+    let settings = Settings::from_env()?.amqp;
     dead_letters::cli::run(
         args.to_vec(),
         settings,

@@ -114,12 +114,9 @@ impl Broker {
         &self,
     ) -> impl FnOnce(CancellationToken) -> BoxFuture<'static, anyhow::Result<()>> + Send + 'static
     {
-        let (conn, connected, limit) = (
-            self.conn.clone(),
-            self.connected.clone(),
-            self.settings.max_disconnected,
-        );
-        move |stop| connection::watch(conn, connected, limit, stop).boxed()
+        let (conn, url) = (self.conn.clone(), self.settings.url.clone());
+        let (connected, limit) = (self.connected.clone(), self.settings.max_disconnected);
+        move |stop| connection::watch(conn, url, connected, limit, stop).boxed()
     }
 
     /// Closes the connection after every task has stopped.

@@ -8,7 +8,7 @@
 mod process;
 mod proxy;
 
-pub use process::{ServiceProcess, TestVhost};
+pub use process::{ServiceProcess, TestVhost, rabbitmqctl};
 pub use proxy::FaultProxy;
 
 use std::{future::Future, time::Duration};

@@ -42,8 +42,13 @@ impl Drop for TestVhost {
     }
 }
 
-fn rabbitmqctl(args: &[&str]) {
-    let output = Command::new("rabbitmqctl")
+/// Runs `rabbitmqctl` (or the command in `RABBITMQCTL`, for example
+/// `docker compose exec -T rabbitmq rabbitmqctl`) and asserts it succeeded.
+pub fn rabbitmqctl(args: &[&str]) {
+    let command = std::env::var("RABBITMQCTL").unwrap_or_else(|_| "rabbitmqctl".into());
+    let mut words = command.split_whitespace();
+    let output = Command::new(words.next().expect("RABBITMQCTL is not empty"))
+        .args(words)
         .args(args)
         .stdin(Stdio::null())
         .output()
