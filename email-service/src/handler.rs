@@ -93,12 +93,16 @@ impl Handler<PaymentProcessed> for EmailHandler {
                 tracing::error!(%order_id, kind, recipient = %masked, reason = %reason, "SMTP server refused the email for good");
                 Err(HandlerError::Permanent(reason))
             }
-            Err(SendError::Transient(reason)) => {
+            Err(error @ (SendError::Transient(_) | SendError::Unreachable(_))) => {
+                let reason = error.to_string();
                 db::record_transient_failure(&mut tx, order_id, &reason).await?;
                 tx.commit().await?;
                 metrics::counter!("emails_total", "kind" => kind, "status" => "deferred")
                     .increment(1);
-                Err(HandlerError::Transient(reason))
+                Err(match error {
+                    SendError::Unreachable(_) => HandlerError::Unavailable(reason),
+                    _ => HandlerError::Transient(reason),
+                })
             }
         }
     }

@@ -24,9 +24,14 @@ pub enum SendError {
     /// The server refused the mail with a 5xx: park it.
     #[error("SMTP server refused the mail permanently: {0}")]
     Permanent(String),
-    /// Anything else: retry later.
+    /// A 4xx, or no answer in time: retry later, within the retry budget.
     #[error("SMTP send failed, will retry: {0}")]
     Transient(String),
+    /// The server cannot be reached at all (connection refused, DNS, TLS
+    /// handshake): an outage, not a problem of this mail; retried for as long
+    /// as it lasts without using up the message's retries.
+    #[error("SMTP server unreachable, will retry: {0}")]
+    Unreachable(String),
 }
 
 /// The SMTP transport, cheap to clone.
@@ -83,7 +88,10 @@ impl Mailer {
         match tokio::time::timeout(self.send_timeout, self.transport.send(message.clone())).await {
             Ok(Ok(_response)) => Ok(()),
             Ok(Err(e)) if e.is_permanent() => Err(SendError::Permanent(describe(&e))),
-            Ok(Err(e)) => Err(SendError::Transient(describe(&e))),
+            Ok(Err(e)) if e.is_transient() || e.is_timeout() => {
+                Err(SendError::Transient(describe(&e)))
+            }
+            Ok(Err(e)) => Err(SendError::Unreachable(describe(&e))),
             Err(_) => Err(SendError::Transient(format!(
                 "no answer within {:?}",
                 self.send_timeout

@@ -59,6 +59,13 @@ pub enum HandlerError {
     /// Will never work (bad data, rejected by a downstream for good): parked.
     #[error("permanent: {0}")]
     Permanent(String),
+    /// A dependency is unreachable (database down, SMTP server refusing
+    /// connections): nothing is wrong with the message. Retried after the first
+    /// retry delay for as long as the outage lasts, without using up the
+    /// message's retries, so an outage longer than the retry schedule never
+    /// parks healthy messages.
+    #[error("dependency unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl HandlerError {
@@ -70,10 +77,15 @@ impl HandlerError {
     }
 }
 
-/// A database error is transient unless it is a constraint or data error.
+/// The database being unreachable is [`HandlerError::Unavailable`]; any
+/// other database error is transient (retried, then parked).
 impl From<sqlx::Error> for HandlerError {
     fn from(e: sqlx::Error) -> Self {
-        HandlerError::Transient(format!("database: {e}"))
+        if crate::db::is_unavailable(&e) {
+            HandlerError::Unavailable(format!("database: {e}"))
+        } else {
+            HandlerError::Transient(format!("database: {e}"))
+        }
     }
 }
 
@@ -309,6 +321,8 @@ enum Outcome {
     Acked,
     Retried,
     Parked,
+    /// The retry could not be scheduled; handed back to the broker.
+    Requeued,
 }
 
 impl<H> ProcessContext<H> {
@@ -346,20 +360,25 @@ impl<H> ProcessContext<H> {
                 crate::failpoint::hit("consumer-after-handle");
                 Outcome::Acked
             }
+            Err(HandlerError::Unavailable(reason)) => match self.queue.retry_queues.first() {
+                // The first tier, and the retry count unchanged.
+                Some((retry_queue, delay)) => {
+                    tracing::warn!(queue = %queue, retry_in = ?delay, reason = %reason, "dependency unavailable; will retry");
+                    self.schedule_retry(&delivery, retry_queue, attempt, &reason, &queue)
+                        .await
+                }
+                None => {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    self.requeue(&delivery).await;
+                    Outcome::Requeued
+                }
+            },
             Err(HandlerError::Transient(reason)) => {
                 match self.queue.retry_queues.get(attempt as usize) {
                     Some((retry_queue, delay)) => {
                         tracing::warn!(queue = %queue, attempt, retry_in = ?delay, reason = %reason, "processing failed; will retry");
-                        if self.retry(&delivery, retry_queue, attempt, &reason).await {
-                            Outcome::Retried
-                        } else {
-                            // Could not schedule the retry: hand it back to the
-                            // broker after a pause (the delivery limit bounds this).
-                            tokio::time::sleep(Duration::from_secs(1)).await;
-                            self.requeue(&delivery).await;
-                            metrics::gauge!("messages_in_flight", "queue" => queue).decrement(1.0);
-                            return;
-                        }
+                        self.schedule_retry(&delivery, retry_queue, attempt + 1, &reason, &queue)
+                            .await
                     }
                     None => {
                         let reason = format!("gave up after {attempt} retries: {reason}");
@@ -373,13 +392,14 @@ impl<H> ProcessContext<H> {
                 Outcome::Parked
             }
         };
-        if outcome != Outcome::Parked {
+        if matches!(outcome, Outcome::Acked | Outcome::Retried) {
             self.ack(&delivery).await;
         }
         let label = match outcome {
             Outcome::Acked => "acked",
             Outcome::Retried => "retried",
             Outcome::Parked => "parked",
+            Outcome::Requeued => "requeued",
         };
         metrics::counter!("messages_processed_total", "queue" => queue.clone(), "outcome" => label)
             .increment(1);
@@ -401,6 +421,26 @@ impl<H> ProcessContext<H> {
         }
     }
 
+    /// Republishes to `retry_queue` with `retries` as the new retry count;
+    /// if that fails, hands the delivery back to the broker after a pause
+    /// (the queue's delivery limit bounds how often that can happen).
+    async fn schedule_retry(
+        &self,
+        delivery: &Delivery,
+        retry_queue: &str,
+        retries: u32,
+        reason: &str,
+        queue: &str,
+    ) -> Outcome {
+        if self.retry(delivery, retry_queue, retries, reason).await {
+            return Outcome::Retried;
+        }
+        tracing::warn!(queue, "retry not scheduled; requeueing the delivery");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        self.requeue(delivery).await;
+        Outcome::Requeued
+    }
+
     async fn requeue(&self, delivery: &Delivery) {
         let _ = delivery
             .nack(lapin::options::BasicNackOptions {
@@ -410,16 +450,16 @@ impl<H> ProcessContext<H> {
             .await;
     }
 
-    /// Republishes to the retry tier for `attempt`, then the caller acks.
+    /// Republishes to a retry tier with the retry count set to `retries`.
     async fn retry(
         &self,
         delivery: &Delivery,
         retry_queue: &str,
-        attempt: u32,
+        retries: u32,
         reason: &str,
     ) -> bool {
         let properties = headers::with_headers(&delivery.properties, |h| {
-            headers::insert_u32(h, headers::RETRY_COUNT, attempt + 1);
+            headers::insert_u32(h, headers::RETRY_COUNT, retries);
             headers::insert_str(h, headers::LAST_ERROR, reason);
             if headers::get_str(&delivery.properties, headers::ORIGINAL_ROUTING_KEY).is_none() {
                 headers::insert_str(

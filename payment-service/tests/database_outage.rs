@@ -1,0 +1,119 @@
+//! PostgreSQL unreachable while orders arrive (reliability matrix D3, M21):
+//! payment-service keeps retrying without using up the messages' retries, so
+//! an outage longer than the whole retry schedule parks nothing, and every
+//! order is paid once the database is back. The database is reached through
+//! a proxy the test cuts.
+
+use std::{str::FromStr, time::Duration};
+
+use chrono::Utc;
+use common::{
+    events::{Event, OrderCreated},
+    messaging::topology::{PAYMENT_QUEUE, Topology},
+    testing::{self, BrokerCleanup, FaultProxy, eventually},
+};
+use payment_service::{Application, Settings, config::ProviderSettings};
+use rust_decimal::Decimal;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+fn order() -> OrderCreated {
+    OrderCreated {
+        event_type: OrderCreated::EVENT_TYPE.into(),
+        event_id: Uuid::new_v4(),
+        timestamp: Utc::now(),
+        schema_version: 1,
+        order_id: Uuid::new_v4(),
+        user_id: 1,
+        user_email: "test@example.com".into(),
+        total_amount: Decimal::from_str("49.99").unwrap(),
+        currency: "USD".into(),
+        items: vec![],
+    }
+}
+
+#[tokio::test]
+async fn a_database_outage_longer_than_the_retry_schedule_parks_nothing() {
+    common::telemetry::init_for_tests();
+    let amqp = testing::fresh_amqp(); // retries after 200, 400 and 800 ms
+    let _cleanup = BrokerCleanup::all(&amqp);
+    let proxy = FaultProxy::start(testing::socket_addr_of(&testing::admin_database_url())).await;
+    let mut database = testing::fresh_database("payment");
+    database.url = proxy.rewrite_url(&database.url);
+    let app = Application::build(Settings {
+        bind_addr: "127.0.0.1:0".parse().unwrap(),
+        database,
+        amqp: amqp.clone(),
+        provider: ProviderSettings {
+            delay: Duration::ZERO,
+            decline_above: Decimal::from(10_000),
+        },
+    })
+    .await
+    .unwrap();
+    let pool = app.pool().clone();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(app.run_until_stopped(stop.clone()));
+    let conn = testing::test_connection().await;
+    let topology = Topology::new(&amqp);
+    let work_queue = format!("{}{PAYMENT_QUEUE}", amqp.prefix);
+    eventually(Duration::from_secs(10), "the consumer", || async {
+        let channel = conn.create_channel().await.ok()?;
+        let options = lapin::options::QueueDeclareOptions {
+            passive: true,
+            ..Default::default()
+        };
+        let q = channel
+            .queue_declare(work_queue.as_str().into(), options, Default::default())
+            .await
+            .ok()?;
+        (q.consumer_count() == 1).then_some(())
+    })
+    .await;
+
+    proxy.cut();
+    let orders: Vec<OrderCreated> = (0..5).map(|_| order()).collect();
+    for order in &orders {
+        let body = serde_json::to_vec(order).unwrap();
+        testing::publish_raw(
+            &conn,
+            &topology.exchange(),
+            OrderCreated::ROUTING_KEY,
+            &body,
+            &order.event_id.to_string(),
+        )
+        .await;
+    }
+    // Three times the whole retry schedule (1.4 s).
+    tokio::time::sleep(Duration::from_millis(4200)).await;
+    proxy.restore();
+
+    eventually(
+        Duration::from_secs(30),
+        "every order paid after the outage",
+        || async {
+            let paid: i64 = sqlx::query_scalar("SELECT count(*) FROM payments")
+                .fetch_one(&pool)
+                .await
+                .ok()?;
+            (paid == orders.len() as i64).then_some(())
+        },
+    )
+    .await;
+    let dlq = format!("{work_queue}.dlq");
+    assert_eq!(
+        testing::queue_depth(&conn, &dlq).await,
+        0,
+        "nothing parked for an outage"
+    );
+    let attempts: Vec<i32> = sqlx::query_scalar("SELECT attempts FROM payments")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert!(
+        attempts.iter().all(|a| *a == 1),
+        "the outage used none of the retries: {attempts:?}"
+    );
+    stop.cancel();
+    task.await.unwrap().unwrap();
+}
