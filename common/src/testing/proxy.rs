@@ -13,6 +13,10 @@ use tokio::{
 };
 
 pub struct FaultProxy {
+    /// A loopback address of the proxy's own (127.x.y.z, never 127.0.0.1): while
+    /// cut, its port is closed, and no other test's `127.0.0.1:0` listener can
+    /// take it over meanwhile (they would be a different address).
+    pub ip: std::net::Ipv4Addr,
     pub port: u16,
     /// `true` while the proxy forwards; every change is seen by the tasks.
     up: watch::Sender<bool>,
@@ -22,11 +26,17 @@ pub struct FaultProxy {
 impl FaultProxy {
     /// Forwards `127.0.0.1:<port>` to `target`.
     pub async fn start(target: SocketAddr) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let ip = std::net::Ipv4Addr::new(
+            127,
+            rand::random_range(1..=254),
+            rand::random(),
+            rand::random_range(1..=254),
+        );
+        let listener = TcpListener::bind((ip, 0)).await.expect("bind proxy");
         let port = listener.local_addr().unwrap().port();
         let (up, _) = watch::channel(true);
         let task = tokio::spawn(serve(listener, target, up.clone()));
-        Self { port, up, task }
+        Self { ip, port, up, task }
     }
 
     /// Drops every connection and closes the port: new connections are
@@ -42,7 +52,7 @@ impl FaultProxy {
 
     /// `url` with its host and port replaced by the proxy's.
     pub fn rewrite_url(&self, url: &str) -> String {
-        rewrite_url(url, self.port)
+        rewrite_url(url, &format!("{}:{}", self.ip, self.port))
     }
 }
 
@@ -54,7 +64,7 @@ impl Drop for FaultProxy {
 }
 
 async fn serve(mut listener: TcpListener, target: SocketAddr, up: watch::Sender<bool>) {
-    let port = listener.local_addr().unwrap().port();
+    let address = listener.local_addr().unwrap();
     let mut state = up.subscribe();
     loop {
         tokio::select! {
@@ -67,7 +77,7 @@ async fn serve(mut listener: TcpListener, target: SocketAddr, up: watch::Sender<
         if !*state.borrow() {
             drop(listener);
             let _ = state.wait_for(|up| *up).await;
-            listener = TcpListener::bind(("127.0.0.1", port))
+            listener = TcpListener::bind(address)
                 .await
                 .expect("rebind the proxy port");
         }
@@ -84,14 +94,14 @@ async fn forward(mut client: TcpStream, target: SocketAddr, mut up: watch::Recei
     }
 }
 
-fn rewrite_url(url: &str, port: u16) -> String {
+fn rewrite_url(url: &str, host_port: &str) -> String {
     let (scheme, rest) = url.split_once("://").expect("URL with a scheme");
     let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
     let userinfo = authority
         .rsplit_once('@')
         .map(|(u, _)| format!("{u}@"))
         .unwrap_or_default();
-    format!("{scheme}://{userinfo}127.0.0.1:{port}/{path}")
+    format!("{scheme}://{userinfo}{host_port}/{path}")
 }
 
 #[cfg(test)]
@@ -101,11 +111,11 @@ mod tests {
     #[test]
     fn urls_are_pointed_at_the_proxy() {
         assert_eq!(
-            rewrite_url("postgres://postgres@127.0.0.1:5432/db", 4242),
+            rewrite_url("postgres://postgres@127.0.0.1:5432/db", "127.0.0.1:4242"),
             "postgres://postgres@127.0.0.1:4242/db"
         );
         assert_eq!(
-            rewrite_url("amqp://guest:guest@host:5672/%2f", 4242),
+            rewrite_url("amqp://guest:guest@host:5672/%2f", "127.0.0.1:4242"),
             "amqp://guest:guest@127.0.0.1:4242/%2f"
         );
     }
