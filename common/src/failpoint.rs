@@ -9,16 +9,32 @@
 //! | `consumer-before-handle` | a delivery arrived; nothing done yet |
 //! | `consumer-after-handle` | the handler committed; the ack is not sent |
 //! | `relay-after-confirm` | the broker confirmed; the outbox row is not marked |
+//! | `consumer-unknown-ack` | acks a delivery tag the broker never sent (once per process): the broker closes the consumer's channel |
 
-use std::sync::OnceLock;
+use std::sync::{
+    OnceLock,
+    atomic::{AtomicBool, Ordering},
+};
 
 static ARMED: OnceLock<Option<String>> = OnceLock::new();
+static FIRED: AtomicBool = AtomicBool::new(false);
+
+fn armed() -> Option<&'static str> {
+    ARMED
+        .get_or_init(|| std::env::var("FAIL_POINT").ok().filter(|v| !v.is_empty()))
+        .as_deref()
+}
+
+/// True the first time it is called with the armed fail point's name: for
+/// fail points that misbehave once instead of aborting.
+pub fn fire_once(name: &str) -> bool {
+    armed() == Some(name) && !FIRED.swap(true, Ordering::SeqCst)
+}
 
 /// Aborts the process (as SIGKILL would: no unwinding, no cleanup) if `name`
 /// is the armed fail point.
 pub fn hit(name: &str) {
-    let armed = ARMED.get_or_init(|| std::env::var("FAIL_POINT").ok().filter(|v| !v.is_empty()));
-    if armed.as_deref() == Some(name) {
+    if armed() == Some(name) {
         eprintln!("fail point {name} hit: aborting");
         std::process::abort();
     }

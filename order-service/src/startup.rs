@@ -1,13 +1,13 @@
 //! Builds and runs order-service: database, broker, the HTTP API, the outbox
 //! relay for `order.order.created`, and the consumer of payment results.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use common::{
     db,
     events::PaymentProcessed,
     health::{Flag, PostgresCheck, Readiness},
-    messaging::{broker::Broker, topology::ORDER_QUEUE},
+    messaging::{broker::Broker, retention, topology::ORDER_QUEUE},
     service::Tasks,
 };
 use sqlx::PgPool;
@@ -64,6 +64,7 @@ impl Application {
             broker,
         } = self;
         let relay = broker.relay(pool.clone());
+        let retention_pool = pool.clone();
         let attached = Flag::default();
         let handler = PaymentResultHandler { pool: pool.clone() };
         let consumer = broker.consumer::<PaymentProcessed, _>(
@@ -90,6 +91,9 @@ impl Application {
         });
         tasks.intake("consumer", move |stop| consumer.run(stop));
         tasks.background("outbox-relay", move |stop| relay.run(stop));
+        tasks.background("retention", move |stop| {
+            retention::run(retention_pool, Duration::from_secs(3600), stop)
+        });
         tasks.background("broker-watchdog", broker.watch_task());
         let result = tasks.run(shutdown).await;
         broker.close().await;

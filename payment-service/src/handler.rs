@@ -66,7 +66,7 @@ impl Handler<OrderCreated> for PaymentHandler {
         self.relay.notify_one();
 
         metrics::counter!("payments_total", "status" => payment.status.clone()).increment(1);
-        tracing::info!(order_id = %order.order_id, status = %payment.status, transaction_id = ?payment.transaction_id, "payment processed");
+        tracing::info!(order_id = %order.order_id, status = %payment.status, transaction_id = payment.transaction_id.as_deref().unwrap_or("-"), "payment processed");
         Ok(())
     }
 }

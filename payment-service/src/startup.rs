@@ -1,13 +1,13 @@
 //! Builds and runs payment-service: database, broker, the consumer of
 //! `payment_service_queue`, the outbox relay, and the health endpoints.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use common::{
     db,
     events::OrderCreated,
     health::{Flag, PostgresCheck, Readiness},
-    messaging::{broker::Broker, topology::PAYMENT_QUEUE},
+    messaging::{broker::Broker, retention, topology::PAYMENT_QUEUE},
     service::Tasks,
 };
 use sqlx::PgPool;
@@ -62,6 +62,7 @@ impl Application {
             settings,
         } = self;
         let relay = broker.relay(pool.clone());
+        let retention_pool = pool.clone();
         let handler = PaymentHandler {
             pool: pool.clone(),
             provider: Provider::new(settings.provider.clone()),
@@ -82,6 +83,9 @@ impl Application {
         });
         tasks.intake("consumer", move |stop| consumer.run(stop));
         tasks.background("outbox-relay", move |stop| relay.run(stop));
+        tasks.background("retention", move |stop| {
+            retention::run(retention_pool, Duration::from_secs(3600), stop)
+        });
         tasks.background("broker-watchdog", broker.watch_task());
         let result = tasks.run(shutdown).await;
         broker.close().await;

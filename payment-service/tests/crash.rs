@@ -1,5 +1,6 @@
-//! payment-service killed at the worst moments (reliability matrix M1, M2):
-//! the real binary, aborted by a fail point, then restarted.
+//! payment-service killed at the worst moments (reliability matrix M1, M2),
+//! and its consumer channel closed by the broker (M10): the real binary,
+//! misbehaving at a fail point.
 
 use std::{str::FromStr, time::Duration};
 
@@ -208,4 +209,40 @@ async fn a_payment_service_killed_before_handling_a_message_processes_it_after_r
     let events = scenario.published_events().await;
     assert_eq!(events.len(), 1, "exactly one outcome published");
     assert_eq!(events[0].order_id, order.order_id);
+}
+
+#[tokio::test]
+async fn a_consumer_channel_closed_by_the_broker_is_rebuilt_and_the_service_keeps_working() {
+    let scenario = Scenario::new().await;
+    let port = testing::free_port();
+    // On the first delivery the consumer acks a tag the broker never sent: the
+    // broker closes the channel (PRECONDITION_FAILED) while the connection stays
+    // up, and the delivery in hand can no longer be acked there.
+    let mut service = scenario.start(port, Some("consumer-unknown-ack"));
+    scenario.publish(&order()).await;
+
+    eventually(Duration::from_secs(30), "the channel rebuilt", || async {
+        service
+            .log_text()
+            .contains("rebuilding channel and consumer")
+            .then_some(())
+    })
+    .await;
+    scenario.publish(&order()).await;
+
+    let pool = scenario.pool().await;
+    eventually(
+        Duration::from_secs(30),
+        "both orders paid by the same process",
+        || async {
+            (count_payments(&pool).await == 2 && processed(port, "acked").await? >= 2).then_some(())
+        },
+    )
+    .await;
+    assert!(service.is_running(), "the service recovered in place");
+    assert!(service.terminate(Duration::from_secs(30)).await.success());
+    assert_eq!(
+        testing::queue_depth(&scenario.conn, "payment_service_queue.dlq").await,
+        0
+    );
 }

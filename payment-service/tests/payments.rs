@@ -304,3 +304,36 @@ async fn malformed_and_wrong_schema_messages_are_parked_at_once_and_others_keep_
     assert_eq!(db::count_payments(&app.pool).await.unwrap(), 1);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn expired_outbox_and_inbox_rows_are_purged_and_recent_ones_kept() {
+    let app = TestApp::spawn().await;
+    let insert_outbox = "INSERT INTO outbox (id, routing_key, event_type, correlation_id, payload, published_at) \
+                         VALUES ($1, 'k', 't', $1, '{}', now() - make_interval(days => $2))";
+    let insert_inbox = "INSERT INTO processed_messages (consumer, message_id, processed_at) \
+                        VALUES ('test', $1, now() - make_interval(days => $2))";
+    for (sql, old_days, recent_days) in [(insert_outbox, 8, 6), (insert_inbox, 31, 29)] {
+        for days in [old_days, recent_days] {
+            sqlx::query(sql)
+                .bind(Uuid::new_v4())
+                .bind(days)
+                .execute(&app.pool)
+                .await
+                .unwrap();
+        }
+    }
+
+    let (outbox, inbox) = common::messaging::retention::purge_once(&app.pool)
+        .await
+        .unwrap();
+
+    assert_eq!((outbox, inbox), (1, 1), "only the expired rows");
+    let left: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM outbox) + (SELECT count(*) FROM processed_messages)",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(left, 2);
+    app.stop().await;
+}

@@ -226,6 +226,12 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
                 _ = shutdown.cancelled() => break Ok(()),
                 next = stream.next() => match next {
                     Some(Ok(delivery)) => {
+                        if crate::failpoint::fire_once("consumer-unknown-ack") {
+                            // Test-only: acking a tag the broker never sent makes it
+                            // close this channel (PRECONDITION_FAILED).
+                            let bogus = delivery.delivery_tag + 1_000_000;
+                            let _ = channel.basic_ack(bogus, BasicAckOptions::default()).await;
+                        }
                         tracker.spawn(self.process_owned(delivery, publisher.clone()));
                     }
                     Some(Err(e)) => break Err(ConsumeError::AfterAttach(

@@ -23,6 +23,7 @@ pub mod headers;
 pub mod inbox;
 pub mod outbox;
 pub mod publisher;
+pub mod retention;
 pub mod topology;
 
 use std::time::Duration;

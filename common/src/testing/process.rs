@@ -106,6 +106,11 @@ impl ServiceProcess {
         }
     }
 
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
     /// Sends SIGTERM and waits for the exit.
     pub async fn terminate(&mut self, timeout: Duration) -> ExitStatus {
         let pid = self.child.id().to_string();
