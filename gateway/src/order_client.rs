@@ -46,7 +46,14 @@ pub struct OrderClient {
 pub struct Upstream {
     pub status: StatusCode,
     pub body: Bytes,
+    /// order-service answered a checkout again from its `Idempotency-Key`
+    /// record (`Idempotent-Replayed: true`, passed on to the client).
+    pub replayed: bool,
 }
+
+/// Marks an answer replayed for a repeated `Idempotency-Key`.
+pub const IDEMPOTENT_REPLAYED: header::HeaderName =
+    header::HeaderName::from_static("idempotent-replayed");
 
 impl IntoResponse for Upstream {
     fn into_response(self) -> Response {
@@ -55,12 +62,18 @@ impl IntoResponse for Upstream {
         } else {
             "application/json"
         };
-        (
+        let mut response = (
             self.status,
             [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
             self.body,
         )
-            .into_response()
+            .into_response();
+        if self.replayed {
+            response
+                .headers_mut()
+                .insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+        }
+        response
     }
 }
 
@@ -246,6 +259,10 @@ async fn exchange(request: reqwest::RequestBuilder) -> Result<Upstream, Failure>
     if !(status.is_success() || status.is_client_error()) {
         return Err(Failure::Status(status));
     }
+    let replayed = response
+        .headers()
+        .get(&IDEMPOTENT_REPLAYED)
+        .is_some_and(|v| v == "true");
     let body = read_capped(&mut response).await?;
     // 2xx: any JSON; 4xx: a JSON object (a problem). `IgnoredAny` checks
     // without building a tree.
@@ -255,7 +272,11 @@ async fn exchange(request: reqwest::RequestBuilder) -> Result<Upstream, Failure>
         serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&body).map(drop)
     };
     parsed.map_err(|error| Failure::NotJson { status, error })?;
-    Ok(Upstream { status, body })
+    Ok(Upstream {
+        status,
+        body,
+        replayed,
+    })
 }
 
 /// `outer: inner: root cause`: reqwest's own message omits the cause

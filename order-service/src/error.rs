@@ -25,6 +25,9 @@ pub enum ApiError {
     /// 422: the request is well-formed JSON but invalid.
     #[error("invalid request")]
     Validation(Vec<FieldError>),
+    /// 422: this `Idempotency-Key` was used before with a different request.
+    #[error("idempotency key reused")]
+    IdempotencyKeyReused,
     /// 503 + `Retry-After`: the database is unavailable right now.
     #[error("database unavailable: {0}")]
     Unavailable(String),
@@ -90,6 +93,12 @@ impl IntoResponse for ApiError {
                 p.errors = errors;
                 p
             }
+            ApiError::IdempotencyKeyReused => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency-key-reused",
+                "Idempotency key reused",
+                "this Idempotency-Key was already used with a different request; use a new key for a new order",
+            ),
             ApiError::Unavailable(cause) => {
                 tracing::warn!(%cause, "answering 503: database unavailable");
                 Problem::new(

@@ -92,7 +92,12 @@ impl Application {
         tasks.intake("consumer", move |stop| consumer.run(stop));
         tasks.background("outbox-relay", move |stop| relay.run(stop));
         tasks.background("retention", move |stop| {
-            retention::run(retention_pool, Duration::from_secs(3600), stop)
+            retention::run(
+                retention_pool,
+                Duration::from_secs(3600),
+                &[crate::db::idempotency::PURGE_EXPIRED],
+                stop,
+            )
         });
         tasks.background("broker-watchdog", broker.watch_task());
         let result = tasks.run(shutdown).await;

@@ -13,10 +13,21 @@ use super::inbox;
 
 pub const OUTBOX_RETENTION_DAYS: i32 = 7;
 
-/// Deletes expired rows now and then every `every` until `stop`. A failed pass
-/// (database down) is logged and tried again next time.
-pub async fn run(pool: PgPool, every: Duration, stop: CancellationToken) -> anyhow::Result<()> {
+/// Deletes expired rows now and then every `every` until `stop`, running the
+/// service's own `extra` clean-up statements too. A failed pass (database
+/// down) is logged and tried again next time.
+pub async fn run(
+    pool: PgPool,
+    every: Duration,
+    extra: &'static [&'static str],
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
     loop {
+        for statement in extra {
+            if let Err(e) = sqlx::query(*statement).execute(&pool).await {
+                tracing::warn!(error = %e, statement, "clean-up statement failed; will try again");
+            }
+        }
         match purge_once(&pool).await {
             Ok((outbox, inbox)) if outbox + inbox > 0 => {
                 tracing::info!(outbox, inbox, "expired outbox and inbox rows deleted");

@@ -1,4 +1,5 @@
 //! SQL, one statement per small function.
 
+pub mod idempotency;
 pub mod orders;
 pub mod products;

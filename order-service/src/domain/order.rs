@@ -40,6 +40,42 @@ pub struct Order {
     pub processing_duration_ms: f64,
 }
 
+impl Order {
+    /// A just-created order, as it is stored (timestamps must already be
+    /// truncated to PostgreSQL's microseconds, so a later read matches).
+    pub fn pending(
+        id: Uuid,
+        request: &common::checkout::CheckoutRequest,
+        priced: &super::pricing::PricedOrder,
+        created_at: DateTime<Utc>,
+        processing_duration_ms: f64,
+    ) -> Self {
+        Self {
+            id,
+            status: "pending".to_owned(),
+            user_id: request.user_id,
+            user_email: request.user_email.clone(),
+            total_amount: priced.total,
+            currency: priced.currency.clone(),
+            items: priced
+                .lines
+                .iter()
+                .map(|l| OrderLine {
+                    product_id: l.product_id,
+                    name: l.name.clone(),
+                    unit_price: l.unit_price,
+                    quantity: l.quantity,
+                    line_total: l.line_total,
+                })
+                .collect(),
+            payment: None,
+            created_at,
+            updated_at: created_at,
+            processing_duration_ms,
+        }
+    }
+}
+
 /// `GET /orders/{id}/status`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OrderStatus {

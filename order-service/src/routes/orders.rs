@@ -6,10 +6,10 @@ use axum::{
     Json,
     body::Bytes,
     extract::{Path, State},
-    http::{StatusCode, header},
+    http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use chrono::Utc;
+use chrono::{SubsecRound, Utc};
 use common::{
     checkout::{CheckoutRequest, parse_checkout},
     events::{Event, OrderCreated, OrderCreatedItem, SCHEMA_VERSION},
@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use super::AppState;
 use crate::{
-    db::{self, orders::NewOrder},
+    db::{self, idempotency::StoredAnswer, orders::NewOrder},
     domain::{
         order::{Order, OrderStatus},
         pricing::{PricedOrder, price_order},
@@ -27,24 +27,37 @@ use crate::{
     error::ApiError,
 };
 
-/// `POST /orders`: validate, price, and store order + lines + event in one
-/// transaction. The event is published by the relay after commit, never here:
-/// a crash at any point leaves either nothing or the order *and* its event.
+/// `POST /orders`: validate, price, and store order + lines + event (and the
+/// answer, under an `Idempotency-Key`) in one transaction. The event is
+/// published by the relay after commit, never here: a crash at any point
+/// leaves either nothing or the order *and* its event.
 pub async fn create_order(
     State(state): State<AppState>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
+    let key = idempotency_key(&headers)?;
     let value: serde_json::Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))?;
     let request = parse_checkout(&value).map_err(ApiError::Validation)?;
+    let fingerprint = serde_json::to_string(&request).expect("a checkout serialises");
+    if let Some(key) = key
+        && let Some(stored) =
+            db::idempotency::find_answer(&state.pool, request.user_id, key).await?
+    {
+        return replay(stored, &fingerprint);
+    }
 
     let ids: Vec<i64> = request.items.iter().map(|i| i.product_id).collect();
     let catalog = db::products::find_products(&state.pool, &ids).await?;
     let priced = price_order(&request, &catalog)?;
 
     let order_id = Uuid::new_v4();
-    let created_at = Utc::now();
+    // PostgreSQL keeps microseconds: the answer must equal what a read returns.
+    let created_at = Utc::now().trunc_subsecs(6);
+    let duration_ms = (started.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0;
+    let order = Order::pending(order_id, &request, &priced, created_at, duration_ms);
     let event = order_created_event(order_id, &request, &priced, created_at);
     let mut tx = state.pool.begin().await?;
     let new_order = NewOrder {
@@ -53,27 +66,85 @@ pub async fn create_order(
         user_email: &request.user_email,
         priced: &priced,
         created_at,
-        processing_duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+        processing_duration_ms: duration_ms,
     };
     db::orders::insert_order(&mut tx, &new_order).await?;
     db::orders::insert_order_lines(&mut tx, order_id, &priced).await?;
     outbox::enqueue(&mut tx, &event).await?;
+    if let Some(key) = key {
+        let answer = StoredAnswer {
+            request: fingerprint.clone(),
+            response_status: 201,
+            response_body: serde_json::to_string(&order).expect("an order serialises"),
+            order_id,
+        };
+        if !db::idempotency::insert_answer(&mut tx, request.user_id, key, &answer).await? {
+            // A concurrent request with this key won: drop this order, answer theirs.
+            tx.rollback().await?;
+            let stored = db::idempotency::find_answer(&state.pool, request.user_id, key)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("idempotency key taken but not found"))?;
+            return replay(stored, &fingerprint);
+        }
+    }
     tx.commit().await?;
     state.relay.notify_one();
     metrics::counter!("orders_created_total").increment(1);
     tracing::info!(%order_id, total = %priced.total, items = priced.lines.len(), "order created");
-
-    let order = db::orders::find_order(&state.pool, order_id)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("order {order_id} missing right after commit"))?;
-    let location = format!("/api/orders/{order_id}");
-    Ok((
-        StatusCode::CREATED,
-        [(header::LOCATION, location)],
-        Json(order),
-    )
-        .into_response())
+    Ok(created(order_id, Json(order).into_response(), false))
 }
+
+/// The first answer again, if the request is the same one.
+fn replay(stored: StoredAnswer, fingerprint: &str) -> Result<Response, ApiError> {
+    if stored.request != fingerprint {
+        return Err(ApiError::IdempotencyKeyReused);
+    }
+    let status = StatusCode::from_u16(stored.response_status as u16).unwrap_or(StatusCode::CREATED);
+    let body = (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        stored.response_body,
+    )
+        .into_response();
+    Ok(created(stored.order_id, body, true))
+}
+
+fn created(order_id: Uuid, mut response: Response, replayed: bool) -> Response {
+    *response.status_mut() = StatusCode::CREATED;
+    let location = HeaderValue::try_from(format!("/api/orders/{order_id}"))
+        .expect("a UUID path is a header value");
+    response.headers_mut().insert(header::LOCATION, location);
+    if replayed {
+        response
+            .headers_mut()
+            .insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+    }
+    response
+}
+
+/// The optional `Idempotency-Key`: 1 to 255 visible ASCII characters.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    let mut values = headers.get_all(IDEMPOTENCY_KEY).iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return match headers.get(IDEMPOTENCY_KEY) {
+            None => Ok(None),
+            Some(_) => Err(ApiError::BadRequest(
+                "send one Idempotency-Key header".into(),
+            )),
+        };
+    };
+    match value.to_str() {
+        Ok(key) if (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic()) => {
+            Ok(Some(key))
+        }
+        _ => Err(ApiError::BadRequest(
+            "Idempotency-Key must be 1 to 255 visible ASCII characters".into(),
+        )),
+    }
+}
+
+const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 
 fn order_created_event(
     order_id: Uuid,
