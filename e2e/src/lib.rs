@@ -3,15 +3,9 @@
 //! `main` builds it, on a fresh database each, one unique broker prefix, and a
 //! real SMTP server in-process.
 
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
-use futures::{FutureExt, future::BoxFuture};
+use common::service::supervise;
 
 use common::{
     messaging::AmqpSettings,
@@ -42,8 +36,6 @@ pub struct Pipeline {
     pub email_db: PgPool,
     /// The proxy between the services and RabbitMQ, when asked for.
     pub broker: Option<FaultProxy>,
-    /// How often a service exited with an error and was started again.
-    pub restarts: Arc<AtomicUsize>,
     shutdown: CancellationToken,
     tasks: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)>,
     _cleanup: BrokerCleanup,
@@ -70,7 +62,6 @@ impl Pipeline {
             None
         };
         let shutdown = CancellationToken::new();
-        let restarts = Arc::new(AtomicUsize::new(0));
         let mut tasks = Vec::new();
 
         let mut settings = order_service::Settings {
@@ -85,21 +76,11 @@ impl Pipeline {
         settings.bind_addr.set_port(order.port());
         let order_url = format!("http://127.0.0.1:{}", order.port());
         let order_db = order.pool().clone();
-        let first = order.run_until_stopped(shutdown.clone());
-        let token = shutdown.clone();
-        let restart = move || {
-            let (settings, token) = (settings.clone(), token.clone());
-            async move {
-                order_service::Application::build(settings)
-                    .await?
-                    .run_until_stopped(token)
-                    .await
-            }
-            .boxed()
-        };
+        // Each service runs as its binary runs it: restarted in place after a
+        // failure (a wedged broker connection), see `common::service::supervise`.
         tasks.push((
             "order-service",
-            supervise("order-service", first, restart, &shutdown, &restarts),
+            tokio::spawn(supervise(order, settings, shutdown.clone())),
         ));
 
         let settings = payment_service::Settings {
@@ -115,21 +96,9 @@ impl Pipeline {
             .await
             .expect("payment-service builds");
         let payment_db = payment.pool().clone();
-        let first = payment.run_until_stopped(shutdown.clone());
-        let token = shutdown.clone();
-        let restart = move || {
-            let (settings, token) = (settings.clone(), token.clone());
-            async move {
-                payment_service::Application::build(settings)
-                    .await?
-                    .run_until_stopped(token)
-                    .await
-            }
-            .boxed()
-        };
         tasks.push((
             "payment-service",
-            supervise("payment-service", first, restart, &shutdown, &restarts),
+            tokio::spawn(supervise(payment, settings, shutdown.clone())),
         ));
 
         let settings = email_service::Settings {
@@ -149,21 +118,9 @@ impl Pipeline {
             .await
             .expect("email-service builds");
         let email_db = email.pool().clone();
-        let first = email.run_until_stopped(shutdown.clone());
-        let token = shutdown.clone();
-        let restart = move || {
-            let (settings, token) = (settings.clone(), token.clone());
-            async move {
-                email_service::Application::build(settings)
-                    .await?
-                    .run_until_stopped(token)
-                    .await
-            }
-            .boxed()
-        };
         tasks.push((
             "email-service",
-            supervise("email-service", first, restart, &shutdown, &restarts),
+            tokio::spawn(supervise(email, settings, shutdown.clone())),
         ));
 
         let gateway = gateway::Application::build(gateway::Settings {
@@ -189,7 +146,6 @@ impl Pipeline {
             payment_db,
             email_db,
             broker,
-            restarts,
             shutdown,
             tasks,
             _cleanup: cleanup,
@@ -262,27 +218,6 @@ impl Pipeline {
                 .unwrap_or_else(|e| panic!("{name} stopped with an error: {e:#}"));
         }
     }
-}
-
-/// Runs a service the way its binary does (`common::service::keep_running`):
-/// a service that exits with an error before shutdown, for example its
-/// watchdog giving up on a wedged broker connection, is started again.
-fn supervise(
-    name: &'static str,
-    first: impl Future<Output = anyhow::Result<()>> + Send + 'static,
-    restart: impl Fn() -> BoxFuture<'static, anyhow::Result<()>> + Send + 'static,
-    shutdown: &CancellationToken,
-    restarts: &Arc<AtomicUsize>,
-) -> JoinHandle<anyhow::Result<()>> {
-    let (shutdown, restarts) = (shutdown.clone(), restarts.clone());
-    let counted = move || {
-        eprintln!("supervisor: {name} exited with an error; restarting it");
-        restarts.fetch_add(1, Ordering::SeqCst);
-        restart()
-    };
-    tokio::spawn(common::service::keep_running(
-        name, shutdown, first, counted,
-    ))
 }
 
 /// Checkouts sent by `clients` concurrent clients while a test injects faults.

@@ -76,3 +76,17 @@ pub fn router(client: OrderClient) -> Router {
         .layer(DefaultBodyLimit::max(BODY_LIMIT));
     common::http::with_standard_layers(app, "gateway")
 }
+
+#[async_trait::async_trait]
+impl common::service::Service for Application {
+    type Settings = Settings;
+    const NAME: &'static str = "gateway";
+
+    async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Application::build(settings).await
+    }
+
+    async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        Application::run_until_stopped(self, shutdown).await
+    }
+}

@@ -92,3 +92,17 @@ impl Application {
         result
     }
 }
+
+#[async_trait::async_trait]
+impl common::service::Service for Application {
+    type Settings = Settings;
+    const NAME: &'static str = SERVICE;
+
+    async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Application::build(settings).await
+    }
+
+    async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        Application::run_until_stopped(self, shutdown).await
+    }
+}

@@ -10,6 +10,10 @@
 //! the error returned, so `main` exits non-zero and a supervisor restarts the
 //! process. A service is never left half-alive.
 
+mod binary;
+
+pub use binary::{DeadLetters, Service, main, supervise};
+
 use std::time::Duration;
 
 use futures::future::BoxFuture;
