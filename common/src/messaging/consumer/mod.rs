@@ -2,12 +2,14 @@
 //! retries through delay queues, parking in the dead-letter queue, and
 //! supervision.
 //!
-//! Per delivery (all in [`process`]):
+//! Per delivery (all in `process.rs`):
 //! 1. decode: too large, not JSON, wrong shape or wrong contract ⇒ park at once;
 //! 2. run the handler (a panic is caught and treated as a transient failure);
 //! 3. `Ok` ⇒ ack. `Transient` ⇒ republish to the next retry tier (confirmed),
 //!    then ack: the prefetch slot is freed while the message waits, and there is
-//!    no hot requeue loop. After the last tier ⇒ park. `Permanent` ⇒ park;
+//!    no hot requeue loop. After the last tier ⇒ park. `Permanent` ⇒ park.
+//!    `Unavailable` (a dependency is down) ⇒ the first tier again, without
+//!    counting a retry: an outage never parks healthy messages;
 //! 4. park = publish to the dead-letter exchange with the reason in headers
 //!    (confirmed), then ack. If that publish fails, `reject(requeue=false)`
 //!    lets the broker dead-letter it natively, so it is still never dropped.
@@ -18,34 +20,31 @@
 //! Supervision ([`run`]): a stream that ends (consumer cancelled by the broker)
 //! or errors (channel closed by the broker) is detected, and the channel and
 //! consumer are rebuilt; if that keeps failing, `run` returns an error and the
-//! service exits non-zero for its supervisor to restart it. On shutdown the
+//! service is restarted (`common::service::keep_running`). On shutdown the
 //! consumer is cancelled, in-flight deliveries finish and are acked within
 //! `drain_timeout`, and the channel is closed (unstarted ones are requeued).
 
 use std::{
-    any::Any,
     marker::PhantomData,
-    panic::AssertUnwindSafe,
     sync::Arc,
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
+
+mod process;
 
 use anyhow::anyhow;
 use futures::{FutureExt, StreamExt};
 use lapin::{
     Channel, Connection,
     message::Delivery,
-    options::{
-        BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions,
-        BasicRejectOptions,
-    },
+    options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions},
     types::FieldTable,
 };
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use super::{
-    AmqpSettings, headers,
-    publisher::{Outgoing, Publisher},
+    AmqpSettings,
+    publisher::Publisher,
     topology::{QueueSpec, Topology},
 };
 use crate::{events::Event, health::Flag};
@@ -288,7 +287,7 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
         delivery: Delivery,
         publisher: Publisher,
     ) -> impl Future<Output = ()> + Send + 'static {
-        let ctx = ProcessContext {
+        let ctx = process::ProcessContext {
             handler: self.handler.clone(),
             queue: self.queue.clone(),
             settings: self.settings.clone(),
@@ -309,244 +308,4 @@ enum ConsumeError {
 
 fn before(e: lapin::Error) -> ConsumeError {
     ConsumeError::BeforeAttach(anyhow!(e).context("setting up the consumer channel"))
-}
-
-/// Everything one delivery needs, owned so it can run on its own task.
-struct ProcessContext<H> {
-    handler: Arc<H>,
-    queue: QueueSpec,
-    settings: AmqpSettings,
-    topology: Topology,
-    service: &'static str,
-    publisher: Publisher,
-}
-
-/// What happened to a delivery (the `outcome` label of the metrics).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Outcome {
-    Acked,
-    Retried,
-    Parked,
-    /// The retry could not be scheduled; handed back to the broker.
-    Requeued,
-}
-
-impl<H> ProcessContext<H> {
-    async fn process<E: Event>(self, delivery: Delivery)
-    where
-        H: Handler<E>,
-    {
-        let started = Instant::now();
-        let queue = self.queue.name.clone();
-        metrics::gauge!("messages_in_flight", "queue" => queue.clone()).increment(1.0);
-        let attempt = headers::get_u32(&delivery.properties, headers::RETRY_COUNT).unwrap_or(0);
-        crate::failpoint::hit("consumer-before-handle");
-        let result = match decode::<E>(&delivery, self.settings.max_message_bytes) {
-            Err(reason) => Err(HandlerError::Permanent(reason)),
-            Ok(event) => {
-                let incoming = Incoming {
-                    event,
-                    attempt,
-                    redelivered: delivery.redelivered,
-                };
-                match AssertUnwindSafe(self.handler.handle(incoming))
-                    .catch_unwind()
-                    .await
-                {
-                    Ok(result) => result,
-                    Err(panic) => Err(HandlerError::Transient(format!(
-                        "handler panicked: {}",
-                        panic_text(&panic)
-                    ))),
-                }
-            }
-        };
-        let outcome = match result {
-            Ok(()) => {
-                crate::failpoint::hit("consumer-after-handle");
-                Outcome::Acked
-            }
-            Err(HandlerError::Unavailable(reason)) => match self.queue.retry_queues.first() {
-                // The first tier, and the retry count unchanged.
-                Some((retry_queue, delay)) => {
-                    tracing::warn!(queue = %queue, retry_in = ?delay, reason = %reason, "dependency unavailable; will retry");
-                    self.schedule_retry(&delivery, retry_queue, attempt, &reason, &queue)
-                        .await
-                }
-                None => {
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    self.requeue(&delivery).await;
-                    Outcome::Requeued
-                }
-            },
-            Err(HandlerError::Transient(reason)) => {
-                match self.queue.retry_queues.get(attempt as usize) {
-                    Some((retry_queue, delay)) => {
-                        tracing::warn!(queue = %queue, attempt, retry_in = ?delay, reason = %reason, "processing failed; will retry");
-                        self.schedule_retry(&delivery, retry_queue, attempt + 1, &reason, &queue)
-                            .await
-                    }
-                    None => {
-                        let reason = format!("gave up after {attempt} retries: {reason}");
-                        self.park(&delivery, &reason, attempt).await;
-                        Outcome::Parked
-                    }
-                }
-            }
-            Err(HandlerError::Permanent(reason)) => {
-                self.park(&delivery, &reason, attempt).await;
-                Outcome::Parked
-            }
-        };
-        if matches!(outcome, Outcome::Acked | Outcome::Retried) {
-            self.ack(&delivery).await;
-        }
-        let label = match outcome {
-            Outcome::Acked => "acked",
-            Outcome::Retried => "retried",
-            Outcome::Parked => "parked",
-            Outcome::Requeued => "requeued",
-        };
-        metrics::counter!("messages_processed_total", "queue" => queue.clone(), "outcome" => label)
-            .increment(1);
-        metrics::histogram!("message_processing_seconds", "queue" => queue.clone())
-            .record(started.elapsed().as_secs_f64());
-        metrics::gauge!("messages_in_flight", "queue" => queue).decrement(1.0);
-    }
-
-    async fn ack(&self, delivery: &Delivery) {
-        match delivery.ack(BasicAckOptions::default()).await {
-            Ok(true) => {}
-            // Not sent: the channel died. The broker redelivers; idempotent
-            // handlers make that harmless.
-            Ok(false) | Err(_) => {
-                metrics::counter!("acks_not_sent_total", "queue" => self.queue.name.clone())
-                    .increment(1);
-                tracing::warn!(queue = %self.queue.name, "ack not sent (channel closed); message will be redelivered");
-            }
-        }
-    }
-
-    /// Republishes to `retry_queue` with `retries` as the new retry count;
-    /// if that fails, hands the delivery back to the broker after a pause
-    /// (the queue's delivery limit bounds how often that can happen).
-    async fn schedule_retry(
-        &self,
-        delivery: &Delivery,
-        retry_queue: &str,
-        retries: u32,
-        reason: &str,
-        queue: &str,
-    ) -> Outcome {
-        if self.retry(delivery, retry_queue, retries, reason).await {
-            return Outcome::Retried;
-        }
-        tracing::warn!(queue, "retry not scheduled; requeueing the delivery");
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        self.requeue(delivery).await;
-        Outcome::Requeued
-    }
-
-    async fn requeue(&self, delivery: &Delivery) {
-        let _ = delivery
-            .nack(lapin::options::BasicNackOptions {
-                multiple: false,
-                requeue: true,
-            })
-            .await;
-    }
-
-    /// Republishes to a retry tier with the retry count set to `retries`.
-    async fn retry(
-        &self,
-        delivery: &Delivery,
-        retry_queue: &str,
-        retries: u32,
-        reason: &str,
-    ) -> bool {
-        let properties = headers::with_headers(&delivery.properties, |h| {
-            headers::insert_u32(h, headers::RETRY_COUNT, retries);
-            headers::insert_str(h, headers::LAST_ERROR, reason);
-            if headers::get_str(&delivery.properties, headers::ORIGINAL_ROUTING_KEY).is_none() {
-                headers::insert_str(
-                    h,
-                    headers::ORIGINAL_ROUTING_KEY,
-                    delivery.routing_key.as_str(),
-                );
-            }
-        });
-        let message = Outgoing {
-            exchange: String::new(), // default exchange: routing key = queue name
-            routing_key: retry_queue.to_owned(),
-            payload: delivery.data.clone(),
-            properties,
-        };
-        match self.publisher.publish(message).await {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::error!(queue = %self.queue.name, error = %e, "could not schedule a retry");
-                false
-            }
-        }
-    }
-
-    /// Parks the message in the queue's dead-letter queue with the reason.
-    async fn park(&self, delivery: &Delivery, reason: &str, attempts: u32) {
-        tracing::error!(queue = %self.queue.name, message_id = ?delivery.properties.message_id(), reason, "parking message in the dead-letter queue");
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
-        let properties = headers::with_headers(&delivery.properties, |h| {
-            headers::insert_str(h, headers::PARK_REASON, reason);
-            headers::insert_u32(h, headers::RETRY_COUNT, attempts);
-            headers::insert_str(h, headers::PARKED_AT, &now.to_string());
-            headers::insert_str(h, headers::PARKED_BY, self.service);
-            if headers::get_str(&delivery.properties, headers::ORIGINAL_ROUTING_KEY).is_none() {
-                headers::insert_str(
-                    h,
-                    headers::ORIGINAL_ROUTING_KEY,
-                    delivery.routing_key.as_str(),
-                );
-            }
-        });
-        let message = Outgoing {
-            exchange: self.topology.dead_letter_exchange(),
-            routing_key: self.queue.name.clone(),
-            payload: delivery.data.clone(),
-            properties,
-        };
-        match self.publisher.publish(message).await {
-            Ok(()) => self.ack(delivery).await,
-            Err(e) => {
-                // The queue's own dead-letter settings still park it, without
-                // our headers; the broker records the reason `rejected`.
-                tracing::error!(queue = %self.queue.name, error = %e, "could not publish to the dead-letter exchange; rejecting instead");
-                let _ = delivery.reject(BasicRejectOptions { requeue: false }).await;
-            }
-        }
-    }
-}
-
-fn decode<E: Event>(delivery: &Delivery, max_bytes: usize) -> Result<E, String> {
-    if delivery.data.len() > max_bytes {
-        return Err(format!(
-            "message of {} bytes exceeds the {max_bytes}-byte limit",
-            delivery.data.len()
-        ));
-    }
-    let event: E =
-        serde_json::from_slice(&delivery.data).map_err(|e| format!("malformed message: {e}"))?;
-    event
-        .check_contract()
-        .map_err(|e| format!("contract violation: {e}"))?;
-    Ok(event)
-}
-
-fn panic_text(panic: &Box<dyn Any + Send>) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "non-string panic".into())
 }
