@@ -4,14 +4,12 @@
 use std::sync::Arc;
 
 use common::{
-    db,
     events::PaymentProcessed,
     health::{Flag, PostgresCheck, Readiness},
-    messaging::{broker::Broker, topology::EMAIL_QUEUE},
-    service::Tasks,
+    messaging::topology::EMAIL_QUEUE,
+    service::{Foundation, Tasks},
 };
 use sqlx::PgPool;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -24,9 +22,7 @@ use crate::{
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 
 pub struct Application {
-    listener: TcpListener,
-    pool: PgPool,
-    broker: Broker,
+    foundation: Foundation,
     mailer: Mailer,
     settings: Settings,
 }
@@ -37,38 +33,39 @@ impl Application {
     /// (created and migrated) and RabbitMQ, waiting for either if they are not
     /// up yet.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        common::metrics::install();
-        let listener = TcpListener::bind(settings.bind_addr).await?;
         let mailer = Mailer::new(&settings.smtp)?;
-        let pool = db::connect_with_retry(&settings.database, &MIGRATOR, &CancellationToken::new())
-            .await?;
-        let broker = Broker::connect(settings.amqp.clone(), SERVICE).await?;
+        let foundation = Foundation::connect(
+            SERVICE,
+            settings.bind_addr,
+            &settings.database,
+            &MIGRATOR,
+            settings.amqp.clone(),
+        )
+        .await?;
         Ok(Self {
-            listener,
-            pool,
-            broker,
+            foundation,
             mailer,
             settings,
         })
     }
 
     pub fn port(&self) -> u16 {
-        self.listener
-            .local_addr()
-            .map(|a| a.port())
-            .unwrap_or_default()
+        self.foundation.port()
     }
 
     pub fn pool(&self) -> &PgPool {
-        &self.pool
+        &self.foundation.pool
     }
 
     /// Runs until `shutdown`: drains in-flight emails, then stops.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let Self {
-            listener,
-            pool,
-            broker,
+            foundation:
+                Foundation {
+                    listener,
+                    pool,
+                    broker,
+                },
             mailer,
             settings,
         } = self;

@@ -4,14 +4,12 @@
 use std::{sync::Arc, time::Duration};
 
 use common::{
-    db,
     events::PaymentProcessed,
     health::{Flag, PostgresCheck, Readiness},
-    messaging::{broker::Broker, retention, topology::ORDER_QUEUE},
-    service::Tasks,
+    messaging::{retention, topology::ORDER_QUEUE},
+    service::{Foundation, Tasks},
 };
 use sqlx::PgPool;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -23,45 +21,42 @@ use crate::{
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 
 pub struct Application {
-    listener: TcpListener,
-    pool: PgPool,
-    broker: Broker,
+    foundation: Foundation,
 }
 
 impl Application {
     /// Binds the port and connects to PostgreSQL (created, migrated, catalog
     /// seeded) and RabbitMQ, waiting for either if they are not up yet.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        common::metrics::install();
-        let listener = TcpListener::bind(settings.bind_addr).await?;
-        let pool = db::connect_with_retry(&settings.database, &MIGRATOR, &CancellationToken::new())
-            .await?;
-        let broker = Broker::connect(settings.amqp, SERVICE).await?;
-        Ok(Self {
-            listener,
-            pool,
-            broker,
-        })
+        let foundation = Foundation::connect(
+            SERVICE,
+            settings.bind_addr,
+            &settings.database,
+            &MIGRATOR,
+            settings.amqp.clone(),
+        )
+        .await?;
+        Ok(Self { foundation })
     }
 
     pub fn port(&self) -> u16 {
-        self.listener
-            .local_addr()
-            .map(|a| a.port())
-            .unwrap_or_default()
+        self.foundation.port()
     }
 
     pub fn pool(&self) -> &PgPool {
-        &self.pool
+        &self.foundation.pool
     }
 
     /// Runs until `shutdown`: finishes in-flight requests and payment results,
     /// then flushes the outbox.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let Self {
-            listener,
-            pool,
-            broker,
+            foundation:
+                Foundation {
+                    listener,
+                    pool,
+                    broker,
+                },
         } = self;
         let relay = broker.relay(pool.clone());
         let retention_pool = pool.clone();

@@ -11,8 +11,10 @@
 //! process. A service is never left half-alive.
 
 mod binary;
+mod foundation;
 
 pub use binary::{DeadLetters, Service, main, supervise};
+pub use foundation::Foundation;
 
 use std::time::Duration;
 

@@ -1,0 +1,49 @@
+//! What every consuming service is built on: its HTTP port, its database
+//! (created if missing and migrated) and its RabbitMQ connection.
+
+use std::net::SocketAddr;
+
+use sqlx::{PgPool, migrate::Migrator};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    db::{self, DatabaseSettings},
+    messaging::{AmqpSettings, broker::Broker},
+};
+
+pub struct Foundation {
+    pub listener: TcpListener,
+    pub pool: PgPool,
+    pub broker: Broker,
+}
+
+impl Foundation {
+    /// Binds `bind_addr`, then connects to PostgreSQL and RabbitMQ, waiting
+    /// for either if it is not up yet.
+    pub async fn connect(
+        service: &'static str,
+        bind_addr: SocketAddr,
+        database: &DatabaseSettings,
+        migrator: &'static Migrator,
+        amqp: AmqpSettings,
+    ) -> anyhow::Result<Self> {
+        crate::metrics::install();
+        let listener = TcpListener::bind(bind_addr).await?;
+        let pool = db::connect_with_retry(database, migrator, &CancellationToken::new()).await?;
+        let broker = Broker::connect(amqp, service).await?;
+        Ok(Self {
+            listener,
+            pool,
+            broker,
+        })
+    }
+
+    /// The bound port (useful when `bind_addr` asked for port 0).
+    pub fn port(&self) -> u16 {
+        self.listener
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or_default()
+    }
+}
