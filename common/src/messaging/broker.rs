@@ -85,6 +85,7 @@ impl Broker {
             handler,
             self.service,
             attached,
+            self.publisher(),
         )
     }
 

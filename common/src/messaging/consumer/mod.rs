@@ -33,7 +33,7 @@ use std::{
 mod process;
 
 use anyhow::anyhow;
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 use lapin::{
     Channel, Connection,
     message::Delivery,
@@ -115,6 +115,8 @@ pub struct Consumer<E, H> {
     pub service: &'static str,
     /// Set while a consumer is attached to the queue (drives `/ready`).
     pub attached: Flag,
+    /// Schedules retries and parks messages.
+    pub publisher: Publisher,
     pub _event: PhantomData<fn() -> E>,
 }
 
@@ -129,9 +131,11 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
         handler: Arc<H>,
         service: &'static str,
         attached: Flag,
+        publisher: Publisher,
     ) -> Self {
         Self {
             topology: Topology::new(&settings),
+            publisher,
             conn,
             settings,
             queue,
@@ -144,15 +148,7 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
 
     /// Consumes until `shutdown`, rebuilding the channel after failures.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let exchanges = self.topology.clone();
-        let publisher = Publisher::new(
-            self.conn.clone(),
-            self.settings.confirm_timeout,
-            move |channel| {
-                let topology = exchanges.clone();
-                async move { topology.declare_exchanges(&channel).await }.boxed()
-            },
-        );
+        let publisher = self.publisher.clone();
         let mut failures = 0;
         let mut backoff = Duration::from_millis(200);
         loop {
