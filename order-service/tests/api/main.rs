@@ -1,3 +1,4 @@
 mod database_outage;
 mod helpers;
 mod orders;
+mod relay;

@@ -1,0 +1,74 @@
+//! The outbox relay when the broker cannot route an event (reliability matrix
+//! M12): a publish returned as unroutable is not a delivery, so the row stays
+//! pending and goes out once a queue is bound again.
+
+use std::time::Duration;
+
+use common::{
+    events::{Event, OrderCreated},
+    messaging::{outbox, topology::Topology},
+    testing::{self, eventually},
+};
+
+use crate::helpers::{TestApp, seed_checkout};
+
+#[tokio::test]
+async fn an_unroutable_event_stays_in_the_outbox_until_it_can_be_delivered() {
+    let app = TestApp::spawn().await;
+    let topology = Topology::new(&app.amqp);
+    let queue = format!("{}payment_service_queue", app.amqp.prefix);
+    let channel = app.conn.create_channel().await.unwrap();
+    channel
+        .queue_unbind(
+            queue.as_str().into(),
+            topology.exchange().into(),
+            OrderCreated::ROUTING_KEY.into(),
+            Default::default(),
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(app.post_order(&seed_checkout()).await.status(), 201);
+    eventually(
+        Duration::from_secs(10),
+        "the relay to have tried and failed",
+        || async {
+            let attempts: i32 = sqlx::query_scalar("SELECT attempts FROM outbox")
+                .fetch_one(&app.pool)
+                .await
+                .ok()?;
+            (attempts >= 1).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        outbox::pending_count(&app.pool).await.unwrap(),
+        1,
+        "returned, so not marked published"
+    );
+    let error: Option<String> = sqlx::query_scalar("SELECT last_error FROM outbox")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert!(error.unwrap_or_default().contains("unroutable"));
+
+    channel
+        .queue_bind(
+            queue.as_str().into(),
+            topology.exchange().into(),
+            OrderCreated::ROUTING_KEY.into(),
+            Default::default(),
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    eventually(
+        Duration::from_secs(15),
+        "the row published once routable",
+        || async { (outbox::pending_count(&app.pool).await.ok()? == 0).then_some(()) },
+    )
+    .await;
+    let delivered = testing::take_messages(&app.conn, &queue, 1, Duration::from_secs(5)).await;
+    assert_eq!(delivered.len(), 1);
+    app.stop().await;
+}
