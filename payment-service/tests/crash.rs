@@ -2,11 +2,10 @@
 //! and its consumer channel closed by the broker (M10): the real binary,
 //! misbehaving at a fail point.
 
-use std::{str::FromStr, time::Duration};
+use std::time::Duration;
 
-use chrono::Utc;
 use common::{
-    events::{Event, OrderCreated, OrderCreatedItem, PaymentProcessed},
+    events::{Event, OrderCreated, PaymentProcessed},
     messaging::{
         AmqpSettings,
         topology::{EMAIL_QUEUE, PAYMENT_QUEUE, Topology},
@@ -14,9 +13,7 @@ use common::{
     testing::{self, ServiceProcess, TestVhost, eventually},
 };
 use lapin::{Connection, ConnectionProperties};
-use rust_decimal::Decimal;
 use sqlx::PgPool;
-use uuid::Uuid;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_payment-service");
 
@@ -93,26 +90,6 @@ impl Scenario {
     }
 }
 
-fn order() -> OrderCreated {
-    OrderCreated {
-        event_type: OrderCreated::EVENT_TYPE.into(),
-        event_id: Uuid::new_v4(),
-        timestamp: Utc::now(),
-        schema_version: 1,
-        order_id: Uuid::new_v4(),
-        user_id: 1,
-        user_email: "test@example.com".into(),
-        total_amount: Decimal::from_str("1299.99").unwrap(),
-        currency: "USD".into(),
-        items: vec![OrderCreatedItem {
-            product_id: 1,
-            name: "Gaming Laptop".into(),
-            quantity: 1,
-            price: Decimal::from_str("1299.99").unwrap(),
-        }],
-    }
-}
-
 /// `messages_processed_total` for the payment queue and `outcome`, from /metrics.
 async fn processed(port: u16, outcome: &str) -> Option<u64> {
     let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
@@ -159,7 +136,7 @@ async fn recover(scenario: &Scenario) {
 #[tokio::test]
 async fn a_payment_service_killed_after_its_commit_and_before_its_ack_never_charges_twice() {
     let scenario = Scenario::new().await;
-    let order = order();
+    let order = testing::order_created("test@example.com");
     scenario.publish(&order).await;
 
     let mut crashing = scenario.start(testing::free_port(), Some("consumer-after-handle"));
@@ -195,7 +172,7 @@ async fn a_payment_service_killed_after_its_commit_and_before_its_ack_never_char
 #[tokio::test]
 async fn a_payment_service_killed_before_handling_a_message_processes_it_after_restart() {
     let scenario = Scenario::new().await;
-    let order = order();
+    let order = testing::order_created("test@example.com");
     scenario.publish(&order).await;
 
     let mut crashing = scenario.start(testing::free_port(), Some("consumer-before-handle"));
@@ -219,7 +196,9 @@ async fn a_consumer_channel_closed_by_the_broker_is_rebuilt_and_the_service_keep
     // broker closes the channel (PRECONDITION_FAILED) while the connection stays
     // up, and the delivery in hand can no longer be acked there.
     let mut service = scenario.start(port, Some("consumer-unknown-ack"));
-    scenario.publish(&order()).await;
+    scenario
+        .publish(&testing::order_created("test@example.com"))
+        .await;
 
     eventually(Duration::from_secs(30), "the channel rebuilt", || async {
         service
@@ -228,7 +207,9 @@ async fn a_consumer_channel_closed_by_the_broker_is_rebuilt_and_the_service_keep
             .then_some(())
     })
     .await;
-    scenario.publish(&order()).await;
+    scenario
+        .publish(&testing::order_created("test@example.com"))
+        .await;
 
     let pool = scenario.pool().await;
     eventually(

@@ -4,9 +4,8 @@
 //! order is paid once the database is back. The database is reached through
 //! a proxy the test cuts.
 
-use std::{str::FromStr, time::Duration};
+use std::time::Duration;
 
-use chrono::Utc;
 use common::{
     events::{Event, OrderCreated},
     messaging::topology::{PAYMENT_QUEUE, Topology},
@@ -15,22 +14,6 @@ use common::{
 use payment_service::{Application, Settings, config::ProviderSettings};
 use rust_decimal::Decimal;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
-
-fn order() -> OrderCreated {
-    OrderCreated {
-        event_type: OrderCreated::EVENT_TYPE.into(),
-        event_id: Uuid::new_v4(),
-        timestamp: Utc::now(),
-        schema_version: 1,
-        order_id: Uuid::new_v4(),
-        user_id: 1,
-        user_email: "test@example.com".into(),
-        total_amount: Decimal::from_str("49.99").unwrap(),
-        currency: "USD".into(),
-        items: vec![],
-    }
-}
 
 #[tokio::test]
 async fn a_database_outage_longer_than_the_retry_schedule_parks_nothing() {
@@ -57,22 +40,12 @@ async fn a_database_outage_longer_than_the_retry_schedule_parks_nothing() {
     let conn = testing::test_connection().await;
     let topology = Topology::new(&amqp);
     let work_queue = format!("{}{PAYMENT_QUEUE}", amqp.prefix);
-    eventually(Duration::from_secs(10), "the consumer", || async {
-        let channel = conn.create_channel().await.ok()?;
-        let options = lapin::options::QueueDeclareOptions {
-            passive: true,
-            ..Default::default()
-        };
-        let q = channel
-            .queue_declare(work_queue.as_str().into(), options, Default::default())
-            .await
-            .ok()?;
-        (q.consumer_count() == 1).then_some(())
-    })
-    .await;
+    testing::wait_for_consumers(&conn, &work_queue, 1).await;
 
     proxy.cut();
-    let orders: Vec<OrderCreated> = (0..5).map(|_| order()).collect();
+    let orders: Vec<OrderCreated> = (0..5)
+        .map(|_| testing::order_created("test@example.com"))
+        .collect();
     for order in &orders {
         let body = serde_json::to_vec(order).unwrap();
         testing::publish_raw(

@@ -1,11 +1,10 @@
 //! payment-service against the real PostgreSQL and RabbitMQ: a fresh database
 //! and a unique queue prefix per test.
 
-use std::{str::FromStr, time::Duration};
+use std::time::Duration;
 
-use chrono::Utc;
 use common::{
-    events::{Event, OrderCreated, OrderCreatedItem, PaymentProcessed},
+    events::{Event, OrderCreated, PaymentProcessed},
     messaging::{
         AmqpSettings, headers,
         topology::{EMAIL_QUEUE, PAYMENT_QUEUE, Topology},
@@ -80,27 +79,7 @@ impl TestApp {
     }
 
     async fn wait_until_consuming(&self) {
-        let queue = self.queue(PAYMENT_QUEUE);
-        eventually(
-            Duration::from_secs(10),
-            "the consumer to attach",
-            || async {
-                let channel = self.conn.create_channel().await.ok()?;
-                let q = channel
-                    .queue_declare(
-                        queue.as_str().into(),
-                        lapin::options::QueueDeclareOptions {
-                            passive: true,
-                            ..Default::default()
-                        },
-                        Default::default(),
-                    )
-                    .await
-                    .ok()?;
-                (q.consumer_count() > 0).then_some(())
-            },
-        )
-        .await;
+        testing::wait_for_consumers(&self.conn, &self.queue(PAYMENT_QUEUE), 1).await;
     }
 
     async fn publish(&self, event: &OrderCreated) {
@@ -141,30 +120,10 @@ impl TestApp {
     }
 }
 
-fn order(email: &str) -> OrderCreated {
-    OrderCreated {
-        event_type: OrderCreated::EVENT_TYPE.into(),
-        event_id: Uuid::new_v4(),
-        timestamp: Utc::now(),
-        schema_version: 1,
-        order_id: Uuid::new_v4(),
-        user_id: 1,
-        user_email: email.into(),
-        total_amount: Decimal::from_str("1299.99").unwrap(),
-        currency: "USD".into(),
-        items: vec![OrderCreatedItem {
-            product_id: 1,
-            name: "Gaming Laptop".into(),
-            quantity: 1,
-            price: Decimal::from_str("1299.99").unwrap(),
-        }],
-    }
-}
-
 #[tokio::test]
 async fn an_order_is_charged_once_and_its_outcome_published() {
     let app = TestApp::spawn().await;
-    let order = order("test@example.com");
+    let order = testing::order_created("test@example.com");
 
     app.publish(&order).await;
 
@@ -187,7 +146,7 @@ async fn an_order_is_charged_once_and_its_outcome_published() {
 #[tokio::test]
 async fn a_redelivered_order_created_event_creates_no_second_payment() {
     let app = TestApp::spawn().await;
-    let order = order("test@example.com");
+    let order = testing::order_created("test@example.com");
 
     app.publish(&order).await;
     app.publish(&order).await;
@@ -196,7 +155,7 @@ async fn a_redelivered_order_created_event_creates_no_second_payment() {
     same_order.event_id = Uuid::new_v4();
     app.publish(&same_order).await;
     // A marker published last: once it is paid, the duplicates were consumed.
-    let marker = self::order("marker@example.com");
+    let marker = testing::order_created("marker@example.com");
     app.publish(&marker).await;
 
     let events = app.payment_events(2).await;
@@ -216,7 +175,7 @@ async fn a_redelivered_order_created_event_creates_no_second_payment() {
 #[tokio::test]
 async fn a_declined_card_stores_a_failed_payment_and_publishes_the_failure() {
     let app = TestApp::spawn().await;
-    let order = order("buyer+decline@example.com");
+    let order = testing::order_created("buyer+decline@example.com");
 
     app.publish(&order).await;
 
@@ -235,7 +194,7 @@ async fn a_declined_card_stores_a_failed_payment_and_publishes_the_failure() {
 #[tokio::test]
 async fn a_flaky_provider_is_retried_with_backoff_until_it_succeeds() {
     let app = TestApp::spawn().await;
-    let order = order("buyer+flaky@example.com");
+    let order = testing::order_created("buyer+flaky@example.com");
 
     app.publish(&order).await;
 
@@ -258,11 +217,12 @@ async fn a_flaky_provider_is_retried_with_backoff_until_it_succeeds() {
 #[tokio::test]
 async fn malformed_and_wrong_schema_messages_are_parked_at_once_and_others_keep_flowing() {
     let app = TestApp::spawn().await;
-    let mut wrong_schema = serde_json::to_value(order("a@example.com")).unwrap();
+    let mut wrong_schema = serde_json::to_value(testing::order_created("a@example.com")).unwrap();
     wrong_schema["schema_version"] = 99.into();
-    let mut missing_order_id = serde_json::to_value(order("a@example.com")).unwrap();
+    let mut missing_order_id =
+        serde_json::to_value(testing::order_created("a@example.com")).unwrap();
     missing_order_id.as_object_mut().unwrap().remove("order_id");
-    let good = order("good@example.com");
+    let good = testing::order_created("good@example.com");
 
     app.publish_raw(b"{not json", "poison-1").await;
     app.publish_raw(&serde_json::to_vec(&wrong_schema).unwrap(), "poison-2")

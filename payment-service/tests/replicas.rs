@@ -2,9 +2,8 @@
 //! of a burst (reliability matrix M15), and a consumer whose queue is deleted
 //! under it (M9).
 
-use std::{str::FromStr, time::Duration};
+use std::time::Duration;
 
-use chrono::Utc;
 use common::{
     events::{Event, OrderCreated, PaymentProcessed},
     messaging::{
@@ -47,36 +46,8 @@ async fn start_replica(
     (Replica { stop, task }, pool)
 }
 
-fn order() -> OrderCreated {
-    OrderCreated {
-        event_type: OrderCreated::EVENT_TYPE.into(),
-        event_id: Uuid::new_v4(),
-        timestamp: Utc::now(),
-        schema_version: 1,
-        order_id: Uuid::new_v4(),
-        user_id: 1,
-        user_email: "test@example.com".into(),
-        total_amount: Decimal::from_str("49.99").unwrap(),
-        currency: "USD".into(),
-        items: vec![],
-    }
-}
-
 async fn scalar(pool: &PgPool, sql: &'static str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
-}
-
-async fn consumers(conn: &lapin::Connection, queue: &str) -> u32 {
-    let channel = conn.create_channel().await.unwrap();
-    let options = lapin::options::QueueDeclareOptions {
-        passive: true,
-        ..Default::default()
-    };
-    let q = channel
-        .queue_declare(queue.into(), options, Default::default())
-        .await;
-    let _ = channel.close(200, "done".into()).await;
-    q.map(|q| q.consumer_count()).unwrap_or(0)
 }
 
 #[tokio::test]
@@ -103,12 +74,12 @@ async fn a_replica_stopped_mid_burst_loses_and_duplicates_nothing() {
     eventually(
         Duration::from_secs(10),
         "both replicas consuming",
-        || async { (consumers(&conn, &work_queue).await == 2).then_some(()) },
+        || async { (testing::consumer_count(&conn, &work_queue).await == 2).then_some(()) },
     )
     .await;
 
     for _ in 0..ORDERS {
-        let order = order();
+        let order = testing::order_created("test@example.com");
         let body = serde_json::to_vec(&order).unwrap();
         testing::publish_raw(
             &conn,
@@ -188,7 +159,7 @@ async fn a_consumer_whose_queue_is_deleted_resubscribes_and_keeps_working() {
     let topology = Topology::new(&amqp);
     let work_queue = format!("{}{PAYMENT_QUEUE}", amqp.prefix);
     eventually(Duration::from_secs(10), "the consumer", || async {
-        (consumers(&conn, &work_queue).await == 1).then_some(())
+        (testing::consumer_count(&conn, &work_queue).await == 1).then_some(())
     })
     .await;
 
@@ -201,10 +172,10 @@ async fn a_consumer_whose_queue_is_deleted_resubscribes_and_keeps_working() {
     eventually(
         Duration::from_secs(30),
         "the consumer to be back on a redeclared queue",
-        || async { (consumers(&conn, &work_queue).await == 1).then_some(()) },
+        || async { (testing::consumer_count(&conn, &work_queue).await == 1).then_some(()) },
     )
     .await;
-    let order = order();
+    let order = testing::order_created("test@example.com");
     let body = serde_json::to_vec(&order).unwrap();
     testing::publish_raw(
         &conn,

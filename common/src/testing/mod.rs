@@ -187,6 +187,54 @@ pub async fn queue_depth(conn: &Connection, queue: &str) -> u32 {
     q.message_count()
 }
 
+/// Number of consumers attached to `queue` (0 if it does not exist).
+pub async fn consumer_count(conn: &Connection, queue: &str) -> u32 {
+    let Ok(channel) = conn.create_channel().await else {
+        return 0;
+    };
+    let options = lapin::options::QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    let declared = channel
+        .queue_declare(queue.into(), options, Default::default())
+        .await;
+    let _ = channel.close(200, "done".into()).await;
+    declared.map(|q| q.consumer_count()).unwrap_or(0)
+}
+
+/// Waits (at most 30 s) until at least `count` consumers are attached to `queue`.
+pub async fn wait_for_consumers(conn: &Connection, queue: &str, count: u32) {
+    eventually(Duration::from_secs(30), "consumers to attach", || async {
+        (consumer_count(conn, queue).await >= count).then_some(())
+    })
+    .await;
+}
+
+/// An `order.order.created` event for a fresh order of one Gaming Laptop line
+/// (1299.99), from `email`.
+pub fn order_created(email: &str) -> crate::events::OrderCreated {
+    use crate::events::{Event, OrderCreated, OrderCreatedItem};
+    let price = rust_decimal::Decimal::new(129_999, 2);
+    OrderCreated {
+        event_type: OrderCreated::EVENT_TYPE.into(),
+        event_id: Uuid::new_v4(),
+        timestamp: chrono::Utc::now(),
+        schema_version: crate::events::SCHEMA_VERSION,
+        order_id: Uuid::new_v4(),
+        user_id: 1,
+        user_email: email.into(),
+        total_amount: price,
+        currency: "USD".into(),
+        items: vec![OrderCreatedItem {
+            product_id: 1,
+            name: "Gaming Laptop".into(),
+            quantity: 1,
+            price,
+        }],
+    }
+}
+
 /// Takes one message off `queue` (acked), if any.
 pub async fn get_message(
     conn: &Connection,

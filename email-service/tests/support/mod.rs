@@ -114,28 +114,7 @@ impl TestApp {
     }
 
     async fn wait_until_consumers(&self, count: u32) {
-        let queue = self.queue_name();
-        eventually(
-            Duration::from_secs(10),
-            "the consumers to attach",
-            || async {
-                let channel = self.conn.create_channel().await.ok()?;
-                let q = channel
-                    .queue_declare(
-                        queue.as_str().into(),
-                        lapin::options::QueueDeclareOptions {
-                            passive: true,
-                            ..Default::default()
-                        },
-                        Default::default(),
-                    )
-                    .await
-                    .ok()?;
-                let _ = channel.close(200, "done".into()).await;
-                (q.consumer_count() >= count).then_some(())
-            },
-        )
-        .await;
+        testing::wait_for_consumers(&self.conn, &self.queue_name(), count).await;
     }
 
     pub async fn publish(&self, event: &PaymentProcessed) {
