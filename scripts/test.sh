@@ -8,9 +8,11 @@
 #      a Docker engine runs, else from the machine's own packages
 #      (pg_ctlcluster, rabbitmq-server), and waits until they answer;
 #   3. installs cargo-nextest if it is missing;
-#   4. runs `cargo nextest run --workspace --all-features --no-fail-fast "$@"`,
-#      then (on a full run, without arguments) the ignored tests that restart
-#      RabbitMQ, alone.
+#   4. installs Schemathesis (pinned, from PyPI) into target/tools/schemathesis
+#      for the API fuzz test, if it is not there yet;
+#   5. runs `cargo nextest run --workspace --all-features --no-fail-fast "$@"`,
+#      then (on a full run, without arguments) the ignored tests, one at a
+#      time: those that restart RabbitMQ and the Schemathesis run.
 # Services it starts are left running for the next run.
 #
 # Examples:
@@ -111,6 +113,15 @@ start_with_compose() {
     # --wait: until their health checks pass (a published port accepts
     # connections before the server behind it is ready).
     docker compose up -d --wait postgres rabbitmq || die "docker compose could not start postgres and rabbitmq"
+    # The compose broker is provisioned without a `guest` user (only the
+    # services' users and `admin`, deploy/rabbitmq/definitions.json). The
+    # tests connect as guest/guest (TEST_RABBITMQ_URL) and give it rights on
+    # the vhosts they create: add it to this development broker.
+    docker compose exec -T rabbitmq sh -c \
+        'rabbitmqctl -q add_user guest guest >/dev/null 2>&1 || true
+         rabbitmqctl -q set_user_tags guest administrator &&
+         rabbitmqctl -q set_permissions -p / guest ".*" ".*" ".*"' ||
+        die "could not add the tests' guest user to the compose broker"
 }
 
 start_with_packages() {
@@ -166,6 +177,27 @@ if ! cargo nextest --version >/dev/null 2>&1; then
     cargo install cargo-nextest --locked
 fi
 
+# Schemathesis fuzzes the API from its OpenAPI document (e2e/tests/schemathesis.rs).
+readonly SCHEMATHESIS_VERSION=4.32.5
+readonly SCHEMATHESIS_VENV=target/tools/schemathesis
+install_schemathesis() {
+    if [[ -x $SCHEMATHESIS_VENV/bin/st ]] &&
+        "$SCHEMATHESIS_VENV/bin/st" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+        return 0
+    fi
+    log "installing Schemathesis $SCHEMATHESIS_VERSION into $SCHEMATHESIS_VENV (from PyPI)"
+    python3 -m venv "$SCHEMATHESIS_VENV" &&
+        "$SCHEMATHESIS_VENV/bin/pip" install --quiet --disable-pip-version-check \
+            "schemathesis==$SCHEMATHESIS_VERSION"
+}
+if (($# == 0)); then
+    if ! install_schemathesis; then
+        log "ERROR: could not install Schemathesis (python3 with venv and pip, and PyPI, are needed)"
+        exit 1
+    fi
+    export SCHEMATHESIS="${SCHEMATHESIS:-$PWD/$SCHEMATHESIS_VENV/bin/st}"
+fi
+
 # With the compose broker there is no local rabbitmqctl: the tests that need
 # it (vhosts for process tests, a broker restart) go through the container.
 if ! have rabbitmqctl && docker_engine_running; then
@@ -178,8 +210,11 @@ cargo nextest run --workspace --all-features --no-fail-fast "$@" || status=$?
 
 # Tests that restart the shared RabbitMQ are ignored in the run above (they
 # would disturb every other test) and run here, alone, on a full run only.
+# (`scaling_figures` is ignored too, but it measures rather than tests:
+# scripts/scaling.sh runs it.)
 if (($# == 0)); then
     log "running the tests that restart RabbitMQ, one at a time"
-    cargo nextest run --workspace --all-features --no-fail-fast --run-ignored only --test-threads 1 || status=$?
+    cargo nextest run --workspace --all-features --no-fail-fast --run-ignored only --test-threads 1 \
+        -E 'not test(=scaling_figures)' || status=$?
 fi
 exit "$status"

@@ -13,6 +13,13 @@ use std::{collections::HashSet, str::FromStr};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use utoipa::{
+    ToSchema,
+    openapi::{
+        RefOr, Schema,
+        schema::{ObjectBuilder, OneOfBuilder, Type},
+    },
+};
 
 use crate::problem::FieldError;
 
@@ -20,22 +27,57 @@ pub const MAX_ITEMS: usize = 50;
 pub const MAX_QUANTITY: i64 = 100;
 pub const MAX_EMAIL_LEN: usize = 254;
 
-/// A checkout whose every field passed validation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A checkout whose every field passed validation. Its OpenAPI schema states
+/// the same rules as [`parse_checkout`] (the gateway's document and its
+/// fuzz tests rely on that): unknown fields are refused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"user_id": 1, "user_email": "test@example.com",
+    "items": [{"product_id": 1, "quantity": 1, "price": "1299.99"}]}))]
 pub struct CheckoutRequest {
+    #[schema(minimum = 1, example = 1)]
     pub user_id: i64,
+    /// Where the confirmation email goes: a plain `name@example.com` address
+    /// (no quoted local parts, IP literals or spaces).
+    #[schema(max_length = 254, format = Email, example = "test@example.com")]
     pub user_email: String,
+    /// One line per product (a product listed twice is refused).
+    #[schema(min_items = 1, max_items = 50)]
     pub items: Vec<CheckoutItem>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CheckoutItem {
+    #[schema(minimum = 1, example = 1)]
     pub product_id: i64,
+    #[schema(minimum = 1, maximum = 100, example = 1)]
     pub quantity: i32,
-    /// The price the client saw; when present it must equal the catalog price.
+    /// The unit price the client showed; when present it must equal the
+    /// catalog price (else `409` with the current prices). Prices, totals
+    /// and currency are always the server's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = price_schema)]
     pub price: Option<Decimal>,
 }
+
+/// A price as clients may send it: a decimal string with at most two
+/// decimals, or a non-negative JSON number; `null` is the same as absent.
+fn price_schema() -> impl Into<RefOr<Schema>> {
+    let string = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(PRICE_PATTERN))
+        .examples(["1299.99"]);
+    let number = ObjectBuilder::new()
+        .schema_type(Type::Number)
+        .minimum(Some(0.0));
+    let null = ObjectBuilder::new().schema_type(Type::Null);
+    OneOfBuilder::new().item(string).item(number).item(null)
+}
+
+/// What a price string must look like: digits, optionally a point and one or
+/// two more digits. Nothing else (no sign, spaces or exponent).
+const PRICE_PATTERN: &str = r"^[0-9]{1,15}(\.[0-9]{1,2})?$";
 
 /// Validates a checkout body; duplicate `product_id` lines are rejected (the
 /// client should send one line per product with its quantity).
@@ -173,8 +215,8 @@ fn items(value: Option<&Value>, errors: &mut Vec<FieldError>) -> Option<Vec<Chec
     Some(parsed)
 }
 
-/// `Ok(None)` when absent; a string or a number that is a non-negative amount
-/// with at most two decimals.
+/// `Ok(None)` when absent; a string matching [`PRICE_PATTERN`], or a number
+/// that is a non-negative amount with at most two decimals.
 fn price(
     value: Option<&Value>,
     field: &str,
@@ -182,7 +224,14 @@ fn price(
 ) -> Result<Option<Decimal>, ()> {
     let raw = match value {
         None | Some(Value::Null) => return Ok(None),
-        Some(Value::String(s)) => s.clone(),
+        Some(Value::String(s)) if is_price_string(s) => s.clone(),
+        Some(Value::String(_)) => {
+            errors.push(FieldError::new(
+                field,
+                "must be a decimal amount such as \"1299.99\"",
+            ));
+            return Err(());
+        }
         Some(Value::Number(n)) => n.to_string(),
         Some(_) => {
             errors.push(FieldError::new(
@@ -192,7 +241,7 @@ fn price(
             return Err(());
         }
     };
-    match Decimal::from_str(raw.trim()) {
+    match Decimal::from_str(&raw) {
         Ok(d) if d.is_sign_negative() => {
             errors.push(FieldError::new(field, "must not be negative"))
         }
@@ -206,6 +255,19 @@ fn price(
         )),
     }
     Err(())
+}
+
+/// [`PRICE_PATTERN`] without a regex engine: 1–15 digits, then optionally a
+/// point and 1–2 digits.
+fn is_price_string(s: &str) -> bool {
+    let (whole, fraction) = match s.split_once('.') {
+        Some((whole, fraction)) => (whole, Some(fraction)),
+        None => (s, None),
+    };
+    let digits = |part: &str, max: usize| {
+        (1..=max).contains(&part.len()) && part.bytes().all(|b| b.is_ascii_digit())
+    };
+    digits(whole, 15) && fraction.is_none_or(|f| digits(f, 2))
 }
 
 /// A deliberately strict address check: a dot-atom local part and a DNS domain
@@ -342,10 +404,44 @@ mod tests {
 
     #[test]
     fn bad_prices_are_rejected() {
-        for bad in [json!("-1"), json!("abc"), json!("1.999"), json!(true)] {
+        // Strings exactly as the OpenAPI pattern says: no sign, spaces,
+        // exponent or third decimal (the schema's fuzz tests send these).
+        for bad in [
+            json!("-1"),
+            json!("+1.5"),
+            json!(" 1.50"),
+            json!("1e3"),
+            json!("1."),
+            json!(".5"),
+            json!("abc"),
+            json!("1.999"),
+            json!(-0.5),
+            json!(1.999),
+            json!(true),
+        ] {
             let mut body = seed_body();
             body["items"][0]["price"] = bad.clone();
             assert_eq!(fields(body), vec!["items[0].price"], "price {bad}");
+        }
+    }
+
+    #[test]
+    fn good_price_spellings_are_accepted() {
+        for (good, expected) in [
+            (json!("1299.99"), "1299.99"),
+            (json!("0"), "0"),
+            (json!("7.5"), "7.5"),
+            (json!(1299.99), "1299.99"),
+            (json!(12), "12"),
+        ] {
+            let mut body = seed_body();
+            body["items"][0]["price"] = good.clone();
+            let parsed = parse_checkout(&body).unwrap_or_else(|e| panic!("{good}: {e:?}"));
+            assert_eq!(
+                parsed.items[0].price,
+                Some(Decimal::from_str(expected).unwrap()),
+                "{good}"
+            );
         }
     }
 

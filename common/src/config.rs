@@ -22,12 +22,29 @@ impl ConfigError {
 
 /// The variable's value, or `None` when unset or empty.
 pub fn var(name: &str) -> Result<Option<String>, ConfigError> {
+    record(name);
     match std::env::var(name) {
         Ok(v) if v.trim().is_empty() => Ok(None),
         Ok(v) => Ok(Some(v)),
         Err(std::env::VarError::NotPresent) => Ok(None),
         Err(std::env::VarError::NotUnicode(_)) => Err(ConfigError::new(name, "not valid UTF-8")),
     }
+}
+
+static READ: std::sync::Mutex<std::collections::BTreeSet<String>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+fn record(name: &str) {
+    if let Ok(mut read) = READ.lock() {
+        read.insert(name.to_owned());
+    }
+}
+
+/// Every variable this process has looked up through this module, set or
+/// not: what a service's configuration reads, measured rather than listed
+/// (e2e/tests/compose_config.rs checks docker-compose.yml against it).
+pub fn variables_read() -> std::collections::BTreeSet<String> {
+    READ.lock().map(|read| read.clone()).unwrap_or_default()
 }
 
 /// The variable's value or `default`.

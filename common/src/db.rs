@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sqlx::{
-    AssertSqlSafe, ConnectOptions, Executor, PgPool,
+    AssertSqlSafe, ConnectOptions, Connection, Executor, PgPool,
     migrate::Migrator,
     postgres::{PgConnectOptions, PgPoolOptions},
 };
@@ -48,34 +48,42 @@ impl DatabaseSettings {
 }
 
 /// Creates the database if it does not exist (safe to race with other replicas).
+///
+/// The database itself is tried first: when it exists nothing else is needed,
+/// so a least-privilege role that owns its database but may neither create
+/// databases nor connect to `postgres` (deploy/postgres/init.sql) starts fine.
+/// Only when it is missing (`3D000`) does this connect to `postgres` to create it.
 pub async fn create_database_if_missing(settings: &DatabaseSettings) -> anyhow::Result<()> {
     let options = settings.options()?;
     let name = options
         .get_database()
         .context("DATABASE_URL names no database")?
         .to_owned();
+    match options.connect().await {
+        Ok(conn) => {
+            let _ = conn.close().await;
+            return Ok(());
+        }
+        // 3D000 invalid_catalog_name: the database does not exist.
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("3D000") => {}
+        Err(e) => return Err(e).context(format!("connecting to database {name}")),
+    }
     let mut admin = options
         .database("postgres")
         .connect()
         .await
         .context("connecting to database postgres")?;
-    let exists: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-            .bind(&name)
-            .fetch_one(&mut admin)
-            .await?;
-    if !exists {
-        let quoted = name.replace('"', "\"\"");
-        match admin
-            .execute(AssertSqlSafe(format!("CREATE DATABASE \"{quoted}\"")))
-            .await
-        {
-            Ok(_) => tracing::info!(database = %name, "database created"),
-            // 42P04 duplicate_database: another replica created it first.
-            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => {}
-            Err(e) => return Err(e).context(format!("creating database {name}")),
-        }
+    let quoted = name.replace('"', "\"\"");
+    match admin
+        .execute(AssertSqlSafe(format!("CREATE DATABASE \"{quoted}\"")))
+        .await
+    {
+        Ok(_) => tracing::info!(database = %name, "database created"),
+        // 42P04 duplicate_database: another replica created it first.
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => {}
+        Err(e) => return Err(e).context(format!("creating database {name}")),
     }
+    let _ = admin.close().await;
     Ok(())
 }
 

@@ -11,9 +11,11 @@ use serde_json::{Map, Value};
 pub const CONTENT_TYPE: &str = "application/problem+json";
 
 /// One invalid input field: `field` is a path such as `items[0].quantity`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FieldError {
+    #[schema(example = "items[0].quantity")]
     pub field: String,
+    #[schema(example = "must be an integer from 1 to 100")]
     pub message: String,
 }
 
@@ -26,20 +28,30 @@ impl FieldError {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// An error answer (`application/problem+json`, RFC 9457). Problem types
+/// may add members of their own (`current_prices` on `price-changed`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Problem {
     /// A URI reference naming the problem type, e.g. `/problems/validation`.
     #[serde(rename = "type")]
+    #[schema(example = "/problems/validation")]
     pub kind: String,
+    #[schema(example = "Invalid request")]
     pub title: String,
+    /// The HTTP status code of the answer.
+    #[schema(minimum = 400, maximum = 599, example = 422)]
     pub status: u16,
+    #[schema(example = "one or more fields are invalid")]
     pub detail: String,
+    /// For `validation` (and `price-changed`): one entry per invalid field.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// The `X-Request-Id` of the request; always present on a 5xx.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
-    /// Problem-specific members (for example `current_price`).
+    /// Problem-specific members (for example `current_prices`).
     #[serde(flatten)]
+    #[schema(ignore)]
     pub extra: Map<String, Value>,
 }
 

@@ -8,6 +8,7 @@ use std::{sync::Arc, time::Duration};
 use common::service::supervise;
 
 use common::{
+    db::DatabaseSettings,
     messaging::AmqpSettings,
     testing::{self, BrokerCleanup, FaultProxy, SmtpSink},
 };
@@ -23,11 +24,28 @@ pub struct Options {
     pub broker_proxy: bool,
     /// The simulated provider's latency (default none).
     pub payment_delay: Duration,
+    /// Each service's own database and broker settings (for example a
+    /// least-privilege role and user, see `tests/least_privilege.rs`) instead
+    /// of a fresh database and a fresh name prefix. The test owns their
+    /// clean-up; the broker names are used as they are.
+    pub connections: Option<Connections>,
+}
+
+/// Database and broker settings of the three services that have them.
+#[derive(Debug, Clone)]
+pub struct Connections {
+    pub order: (DatabaseSettings, AmqpSettings),
+    pub payment: (DatabaseSettings, AmqpSettings),
+    pub email: (DatabaseSettings, AmqpSettings),
 }
 
 pub struct Pipeline {
     /// `http://127.0.0.1:<port>` of the gateway.
     pub gateway: String,
+    /// `http://127.0.0.1:<port>` of each service behind it (health, metrics).
+    pub order_service: String,
+    pub payment_service: String,
+    pub email_service: String,
     pub http: reqwest::Client,
     pub smtp: SmtpSink,
     pub amqp: AmqpSettings,
@@ -38,7 +56,7 @@ pub struct Pipeline {
     pub broker: Option<FaultProxy>,
     shutdown: CancellationToken,
     tasks: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)>,
-    _cleanup: BrokerCleanup,
+    _cleanup: Option<BrokerCleanup>,
 }
 
 impl Pipeline {
@@ -52,8 +70,15 @@ impl Pipeline {
         let smtp = SmtpSink::start().await;
         let direct = testing::fresh_amqp();
         // Clean-up talks to the broker directly, never through the proxy.
-        let cleanup = BrokerCleanup::all(&direct);
+        let cleanup = options
+            .connections
+            .is_none()
+            .then(|| BrokerCleanup::all(&direct));
         let mut amqp = direct;
+        assert!(
+            !(options.broker_proxy && options.connections.is_some()),
+            "broker_proxy and connections do not combine"
+        );
         let broker = if options.broker_proxy {
             let proxy = FaultProxy::start(testing::socket_addr_of(&amqp.url)).await;
             amqp.url = proxy.rewrite_url(&amqp.url);
@@ -61,13 +86,21 @@ impl Pipeline {
         } else {
             None
         };
+        let connections = options.connections.clone().unwrap_or_else(|| Connections {
+            order: (testing::fresh_database("order"), amqp.clone()),
+            payment: (testing::fresh_database("payment"), amqp.clone()),
+            email: (testing::fresh_database("email"), amqp.clone()),
+        });
+        if options.connections.is_some() {
+            amqp = connections.order.1.clone();
+        }
         let shutdown = CancellationToken::new();
         let mut tasks = Vec::new();
 
         let mut settings = order_service::Settings {
             bind_addr: "127.0.0.1:0".parse().unwrap(),
-            database: testing::fresh_database("order"),
-            amqp: amqp.clone(),
+            database: connections.order.0.clone(),
+            amqp: connections.order.1.clone(),
         };
         let order = order_service::Application::build(settings.clone())
             .await
@@ -85,8 +118,8 @@ impl Pipeline {
 
         let settings = payment_service::Settings {
             bind_addr: "127.0.0.1:0".parse().unwrap(),
-            database: testing::fresh_database("payment"),
-            amqp: amqp.clone(),
+            database: connections.payment.0.clone(),
+            amqp: connections.payment.1.clone(),
             provider: payment_service::config::ProviderSettings {
                 delay: options.payment_delay,
                 decline_above: rust_decimal::Decimal::from(10_000),
@@ -96,6 +129,7 @@ impl Pipeline {
             .await
             .expect("payment-service builds");
         let payment_db = payment.pool().clone();
+        let payment_url = format!("http://127.0.0.1:{}", payment.port());
         tasks.push((
             "payment-service",
             tokio::spawn(supervise(payment, settings, shutdown.clone())),
@@ -103,8 +137,8 @@ impl Pipeline {
 
         let settings = email_service::Settings {
             bind_addr: "127.0.0.1:0".parse().unwrap(),
-            database: testing::fresh_database("email"),
-            amqp: amqp.clone(),
+            database: connections.email.0.clone(),
+            amqp: connections.email.1.clone(),
             smtp: email_service::config::SmtpSettings {
                 host: "127.0.0.1".into(),
                 port: smtp.port,
@@ -118,6 +152,7 @@ impl Pipeline {
             .await
             .expect("email-service builds");
         let email_db = email.pool().clone();
+        let email_url = format!("http://127.0.0.1:{}", email.port());
         tasks.push((
             "email-service",
             tokio::spawn(supervise(email, settings, shutdown.clone())),
@@ -125,9 +160,14 @@ impl Pipeline {
 
         let gateway = gateway::Application::build(gateway::Settings {
             bind_addr: "127.0.0.1:0".parse().unwrap(),
-            order_service_url: order_url,
+            order_service_url: order_url.clone(),
+            payment_service_url: payment_url.clone(),
+            email_service_url: email_url.clone(),
             order_service_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(2),
+            order_service_max_concurrency: gateway::Settings::DEFAULT_MAX_CONCURRENCY,
+            // Bursts from one test client are the point of these tests.
+            rate_limit: None,
         })
         .await
         .expect("gateway builds");
@@ -139,6 +179,9 @@ impl Pipeline {
 
         let pipeline = Self {
             gateway: gateway_url,
+            order_service: order_url,
+            payment_service: payment_url,
+            email_service: email_url,
             http: reqwest::Client::new(),
             smtp,
             amqp,
@@ -154,21 +197,23 @@ impl Pipeline {
         pipeline
     }
 
+    /// Every service answers `/ready`: in particular each consumer is
+    /// attached, so its queue exists before the first event is published (an
+    /// event published before a queue is declared never reaches that queue).
     async fn wait_until_ready(&self) {
-        testing::eventually(
-            Duration::from_secs(20),
-            "the gateway to be ready",
-            || async {
-                let response = self
-                    .http
-                    .get(format!("{}/ready", self.gateway))
-                    .send()
-                    .await
-                    .ok()?;
+        for (name, base) in [
+            ("order-service", &self.order_service),
+            ("payment-service", &self.payment_service),
+            ("email-service", &self.email_service),
+            ("gateway", &self.gateway),
+        ] {
+            let what = format!("{name} to be ready");
+            testing::eventually(Duration::from_secs(20), &what, || async {
+                let response = self.http.get(format!("{base}/ready")).send().await.ok()?;
                 response.status().is_success().then_some(())
-            },
-        )
-        .await;
+            })
+            .await;
+        }
     }
 
     /// `POST /api/checkout` with `body`; the status and the JSON answer.
@@ -194,6 +239,20 @@ impl Pipeline {
             .json()
             .await
             .expect("JSON answer")
+    }
+
+    /// One scrape of `<base>/metrics` (`base` one of the service URLs above).
+    /// In-process, all services record into one registry, so a test reads
+    /// each service's metrics by their labels (queue, app, service).
+    pub async fn metrics(&self, base: &str) -> testing::Metrics {
+        let response = self
+            .http
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .expect("service answers /metrics");
+        assert!(response.status().is_success(), "{base}/metrics answers 200");
+        testing::Metrics::parse(&response.text().await.expect("metrics text"))
     }
 
     /// Polls the order until its status is not `pending`, then returns it.

@@ -55,10 +55,12 @@ pub async fn lock_email(tx: &mut PgConnection, order_id: Uuid) -> sqlx::Result<E
         .await
 }
 
-/// The SMTP server accepted the mail.
+/// The SMTP server accepted the mail. `sent_at` is the moment of this
+/// statement (`clock_timestamp()`), not the start of the transaction, which
+/// began before the SMTP conversation.
 pub async fn mark_sent(tx: &mut PgConnection, order_id: Uuid) -> sqlx::Result<()> {
     sqlx::query(
-        "UPDATE email_log SET status = 'sent', sent_at = now(), attempts = attempts + 1, last_error = NULL \
+        "UPDATE email_log SET status = 'sent', sent_at = clock_timestamp(), attempts = attempts + 1, last_error = NULL \
          WHERE order_id = $1",
     )
     .bind(order_id)

@@ -75,7 +75,16 @@ impl Handler<PaymentProcessed> for EmailHandler {
         }
 
         let masked = mask(&recipient);
-        match self.mailer.send(&email.message).await {
+        let started = std::time::Instant::now();
+        let sent = self.mailer.send(&email.message).await;
+        let status = match &sent {
+            Ok(()) => "sent",
+            Err(SendError::Permanent(_)) => "failed",
+            Err(_) => "deferred",
+        };
+        metrics::histogram!("email_send_duration_seconds", "status" => status)
+            .record(started.elapsed().as_secs_f64());
+        match sent {
             Ok(()) => {
                 // W6: from here until the commit a crash means a second email
                 // (same Message-ID) after redelivery; see the module docs.

@@ -27,6 +27,7 @@ pub mod handler;
 pub mod smtp;
 pub mod startup;
 pub mod templates;
+pub mod timeline;
 
 pub use config::Settings;
 pub use startup::Application;

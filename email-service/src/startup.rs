@@ -1,17 +1,19 @@
 //! Builds and runs email-service: database, broker, SMTP transport, the
 //! consumer of `email_service_queue`, and the health endpoints.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use common::{
     events::PaymentProcessed,
     health::{Flag, PostgresCheck, Readiness},
     messaging::topology::EMAIL_QUEUE,
     service::{Foundation, Tasks},
+    timeline::Journal,
 };
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
+use crate::timeline::EmailTimeline;
 use crate::{
     SERVICE, Settings,
     email::Composer,
@@ -75,18 +77,21 @@ impl Application {
             mailer: mailer.clone(),
         };
         let attached = Flag::default();
-        let consumer = broker.consumer::<PaymentProcessed, _>(
-            EMAIL_QUEUE,
-            Arc::new(handler),
-            attached.clone(),
-        );
+        let consumer = broker
+            .consumer::<PaymentProcessed, _>(EMAIL_QUEUE, Arc::new(handler), attached.clone())
+            .with_journal(Journal::new(pool.clone(), SERVICE));
+        let timeline = common::timeline::router(EmailTimeline(pool.clone()));
+        let journal_pool = pool.clone();
         // SMTP is reported (the `smtp_up` gauge, logs) but not part of
         // readiness: see `smtp::watch` for why.
         let readiness = broker.readiness(
             Readiness::default().with("database", PostgresCheck(pool)),
             &[attached],
         );
-        let router = common::http::with_standard_layers(common::health::router(readiness), SERVICE);
+        let router = common::http::with_standard_layers(
+            timeline.merge(common::health::router(readiness)),
+            SERVICE,
+        );
 
         let mut tasks = Tasks::new();
         tasks.intake("http", move |stop| {
@@ -94,6 +99,9 @@ impl Application {
         });
         tasks.intake("consumer", move |stop| consumer.run(stop));
         tasks.background("smtp-probe", move |stop| smtp::watch(mailer, stop));
+        tasks.background("retention", move |stop| {
+            common::timeline::run_retention(journal_pool, Duration::from_secs(3600), stop)
+        });
         tasks.background("broker-watchdog", broker.watch_task());
         let result = tasks.run(shutdown).await;
         broker.close().await;

@@ -44,6 +44,17 @@ pub enum ApiError {
     /// `422`: the JSON is well-formed but fields are invalid.
     #[error("invalid checkout request")]
     Validation(Vec<FieldError>),
+    /// `429` with `Retry-After`: this client sent more requests than its
+    /// rate limit allows.
+    #[error("rate limited")]
+    RateLimited {
+        retry_after_secs: u64,
+        per_second: u32,
+    },
+    /// `503` with `Retry-After`: every slot for calls to order-service is
+    /// taken and none freed up in time. Nothing was sent; retrying is safe.
+    #[error("too many calls to order-service in flight")]
+    Overloaded { request_id: Option<String> },
     /// `502`: order-service answered something unusable (a 5xx other than
     /// 503, a body that is not JSON, a broken connection mid-answer).
     #[error("bad answer from order-service")]
@@ -102,6 +113,25 @@ impl ApiError {
                 "the body must be sent with Content-Type: application/json",
             ),
             Self::Validation(errors) => Problem::validation(errors.clone()),
+            Self::RateLimited {
+                retry_after_secs,
+                per_second,
+            } => Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate-limited",
+                "Too many requests",
+                format!(
+                    "this client is limited to {per_second} requests per second; \
+                     retry after {retry_after_secs} s"
+                ),
+            ),
+            Self::Overloaded { request_id } => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+                "Service overloaded",
+                "too many requests are in progress; try again shortly",
+            )
+            .with_request_id(request_id.clone()),
             Self::BadGateway { request_id } => Problem::new(
                 StatusCode::BAD_GATEWAY,
                 "bad-gateway",
@@ -133,12 +163,21 @@ impl IntoResponse for ApiError {
         let mut response = self.to_problem().into_response();
         // `Problem` sets `Retry-After: 1` on every 503; keep order-service's
         // own estimate when it gave one.
-        if let Self::Unavailable {
-            retry_after: Some(value),
-            ..
-        } = self
-        {
-            response.headers_mut().insert(header::RETRY_AFTER, value);
+        match self {
+            Self::Unavailable {
+                retry_after: Some(value),
+                ..
+            } => {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+            Self::RateLimited {
+                retry_after_secs, ..
+            } => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            }
+            _ => {}
         }
         response
     }

@@ -17,17 +17,23 @@
 //! - [`routes`]: the handlers. [`routes::checkout`] rejects a bad checkout
 //!   (`415`, `413`, `400`, `422`) before any network hop, using the same
 //!   validation as order-service (`common::checkout`).
+//! - [`rate_limit`]: per-client request limits on `/api` (`429` with
+//!   `Retry-After`).
+//! - [`openapi`]: the OpenAPI document (`/api/openapi.json`) and its Swagger
+//!   UI page (`/docs`), generated from the handlers and types.
 //! - [`order_client`]: the one pooled HTTP client for order-service, with
 //!   connect and request timeouts, and the mapping of its answers: 2xx and
 //!   4xx passed through, unreachable `503`, too slow `504`, anything else
-//!   `502`.
+//!   `502`; at most `ORDER_SERVICE_MAX_CONCURRENCY` calls in flight.
 //! - [`error`]: the one error enum; every variant is an RFC 9457 problem, so
 //!   no answer of the gateway is ever plain text, and no 5xx shows internals.
-//! - [`config`]: `BIND_ADDR`, `ORDER_SERVICE_URL`, `ORDER_SERVICE_TIMEOUT_MS`.
+//! - [`config`]: `BIND_ADDR`, `ORDER_SERVICE_*`, `RATE_LIMIT_*`.
 
 pub mod config;
 pub mod error;
+pub mod openapi;
 pub mod order_client;
+pub mod rate_limit;
 pub mod routes;
 pub mod startup;
 

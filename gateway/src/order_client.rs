@@ -9,11 +9,15 @@
 //! | cannot connect | 503 problem with `Retry-After` |
 //! | no answer within the timeout | 504 problem |
 //! | any other status, a body that is not JSON, a broken connection | 502 problem |
+//! | (too many calls already in flight, none finished within 1 s) | 503 problem, nothing sent |
 //!
 //! 5xx problems carry the request id and nothing about the cause, which is
 //! logged here at error level.
 
-use std::{sync::Arc, time::Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use axum::{
     body::Bytes,
@@ -22,6 +26,7 @@ use axum::{
 };
 use common::{checkout::CheckoutRequest, health::ReadinessCheck, http::REQUEST_ID};
 use serde::de::IgnoredAny;
+use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use crate::{config::Settings, error::ApiError};
@@ -31,13 +36,16 @@ use crate::{config::Settings, error::ApiError};
 pub const MAX_UPSTREAM_BODY: usize = 4 * 1024 * 1024;
 
 /// How long `/ready` waits for order-service's `/health`.
-const READINESS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+const READINESS_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// One pooled keep-alive client for the life of the process; cheap to clone.
 #[derive(Clone)]
 pub struct OrderClient {
     http: reqwest::Client,
     base: Arc<str>,
+    /// One permit per call in flight (`ORDER_SERVICE_MAX_CONCURRENCY`).
+    slots: Arc<Semaphore>,
+    slot_wait: Duration,
 }
 
 /// A 2xx or 4xx answer from order-service whose body is JSON, to be passed
@@ -90,6 +98,8 @@ impl OrderClient {
         Ok(Self {
             http,
             base: settings.order_service_url.as_str().into(),
+            slots: Arc::new(Semaphore::new(settings.order_service_max_concurrency)),
+            slot_wait: Settings::SLOT_WAIT,
         })
     }
 
@@ -127,6 +137,16 @@ impl OrderClient {
         self.send("get_order_status", request, request_id).await
     }
 
+    /// `GET /timeline/{id}`: order-service's part of the order's timeline.
+    pub async fn get_timeline(
+        &self,
+        id: Uuid,
+        request_id: Option<&str>,
+    ) -> Result<Upstream, ApiError> {
+        let request = self.http.get(self.url(&format!("/timeline/{id}")));
+        self.send("get_timeline", request, request_id).await
+    }
+
     /// `GET /products`.
     pub async fn list_products(&self, request_id: Option<&str>) -> Result<Upstream, ApiError> {
         let request = self.http.get(self.url("/products"));
@@ -147,7 +167,7 @@ impl OrderClient {
         format!("{}{path}", self.base)
     }
 
-    /// Sends one request, forwarding the request id, and classifies the
+    /// Sends one request, forwarding the request id and the trace context, and classifies the
     /// outcome (see the module table). Every call is counted and timed.
     async fn send(
         &self,
@@ -158,6 +178,23 @@ impl OrderClient {
         let request = match request_id {
             Some(id) => request.header(REQUEST_ID, id),
             None => request,
+        };
+        // order-service's request span joins this request's trace.
+        let request = match common::trace_context::current() {
+            Some(trace) => request.header(common::trace_context::TRACEPARENT, trace.to_string()),
+            None => request,
+        };
+        let Ok(Ok(_slot)) = tokio::time::timeout(self.slot_wait, self.slots.acquire()).await else {
+            metrics::counter!("gateway_upstream_requests_total", "operation" => operation, "outcome" => "overloaded")
+                .increment(1);
+            tracing::warn!(
+                operation,
+                request_id = request_id.unwrap_or("-"),
+                "no free slot for an order-service call; answering 503"
+            );
+            return Err(ApiError::Overloaded {
+                request_id: request_id.map(str::to_owned),
+            });
         };
         let started = Instant::now();
         let result = exchange(request).await;

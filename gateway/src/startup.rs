@@ -4,16 +4,17 @@
 //! requests have finished.
 
 use anyhow::Context;
-use axum::{Router, extract::DefaultBodyLimit};
+use axum::{Router, extract::DefaultBodyLimit, middleware};
 use common::{health::Readiness, service::Tasks};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     config::Settings,
-    error,
+    error, openapi,
     order_client::OrderClient,
-    routes::{self, checkout::BODY_LIMIT},
+    rate_limit::{self, Limiter, RateLimit},
+    routes::{self, AppState, checkout::BODY_LIMIT, timeline::TimelinePeers},
 };
 
 pub struct Application {
@@ -27,6 +28,8 @@ impl Application {
         common::metrics::install();
         let client =
             OrderClient::new(&settings).context("cannot build the order-service client")?;
+        let timeline_peers =
+            TimelinePeers::new(&settings).context("cannot build the timeline client")?;
         let listener = TcpListener::bind(settings.bind_addr)
             .await
             .with_context(|| format!("cannot listen on BIND_ADDR {}", settings.bind_addr))?;
@@ -34,11 +37,18 @@ impl Application {
         tracing::info!(
             addr = %listener.local_addr()?,
             order_service = %settings.order_service_url,
+            rate_limit = ?settings.rate_limit,
             "gateway listening"
         );
         Ok(Self {
             listener,
-            router: router(client),
+            router: router(
+                AppState {
+                    orders: client,
+                    timeline_peers,
+                },
+                settings.rate_limit,
+            ),
             port,
         })
     }
@@ -62,13 +72,22 @@ impl Application {
     }
 }
 
-/// The whole HTTP surface: the public API, `/health`, `/ready` (order-service
-/// reachable), `/metrics`, and problem+json for unknown paths and methods.
-/// The standard layers (request id, trace span, metrics) wrap all of it.
-pub fn router(client: OrderClient) -> Router {
-    let readiness = Readiness::default().with("order_service", client.clone());
-    let app = routes::api()
-        .with_state(client)
+/// The whole HTTP surface: the public API (rate limited per client when
+/// `rate_limit` is set), its OpenAPI document and docs page, `/health`,
+/// `/ready` (order-service reachable), `/metrics`, and problem+json for
+/// unknown paths and methods. The standard layers (request id, trace span,
+/// metrics) wrap all of it.
+pub fn router(state: AppState, rate_limit: Option<RateLimit>) -> Router {
+    let readiness = Readiness::default().with("order_service", state.orders.clone());
+    let mut api = routes::api().with_state(state);
+    if let Some(limit) = rate_limit {
+        api = api.layer(middleware::from_fn_with_state(
+            Limiter::new(limit),
+            rate_limit::enforce,
+        ));
+    }
+    let app = api
+        .merge(openapi::router())
         .merge(common::health::router(readiness))
         .fallback(error::no_route)
         // After every route is in place: it is set on each existing route.

@@ -22,6 +22,7 @@ pub mod error;
 pub mod handler;
 pub mod routes;
 pub mod startup;
+pub mod timeline;
 
 pub use config::Settings;
 pub use startup::Application;

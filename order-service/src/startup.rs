@@ -8,10 +8,12 @@ use common::{
     health::{Flag, PostgresCheck, Readiness},
     messaging::{retention, topology::ORDER_QUEUE},
     service::{Foundation, Tasks},
+    timeline::{Journal, PURGE_JOURNAL},
 };
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
+use crate::timeline::OrderTimeline;
 use crate::{
     SERVICE, Settings,
     handler::PaymentResultHandler,
@@ -71,10 +73,13 @@ impl Application {
             Readiness::default().with("database", PostgresCheck(pool.clone())),
             &[attached],
         );
+        let consumer = consumer.with_journal(Journal::new(pool.clone(), SERVICE));
+        let timeline = common::timeline::router(OrderTimeline(pool.clone()));
         let api = routes::router(AppState {
             pool,
             relay: relay.notifier(),
-        });
+        })
+        .merge(timeline);
         let router = common::http::with_standard_layers(
             api.merge(common::health::router(readiness)),
             SERVICE,
@@ -90,7 +95,7 @@ impl Application {
             retention::run(
                 retention_pool,
                 Duration::from_secs(3600),
-                &[crate::db::idempotency::PURGE_EXPIRED],
+                &[crate::db::idempotency::PURGE_EXPIRED, PURGE_JOURNAL],
                 stop,
             )
         });

@@ -65,9 +65,20 @@ impl Handler<OrderCreated> for PaymentHandler {
         tx.commit().await?;
         self.relay.notify_one();
 
-        metrics::counter!("payments_total", "status" => payment.status.clone()).increment(1);
+        let reason = charge_reason(&charge);
+        metrics::counter!("payments_total", "status" => payment.status.clone(), "reason" => reason)
+            .increment(1);
         tracing::info!(order_id = %order.order_id, status = %payment.status, transaction_id = payment.transaction_id.as_deref().unwrap_or("-"), "payment processed");
         Ok(())
+    }
+}
+
+/// The `reason` label of `payments_total`: `none` when approved, else the
+/// provider's (bounded) decline reason.
+fn charge_reason(charge: &Charge) -> &'static str {
+    match charge {
+        Charge::Approved { .. } => "none",
+        Charge::Declined { reason } => reason,
     }
 }
 

@@ -17,6 +17,7 @@ pub mod db;
 pub mod handler;
 pub mod provider;
 pub mod startup;
+pub mod timeline;
 
 pub use config::Settings;
 pub use startup::Application;

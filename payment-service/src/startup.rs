@@ -8,10 +8,12 @@ use common::{
     health::{Flag, PostgresCheck, Readiness},
     messaging::{retention, topology::PAYMENT_QUEUE},
     service::{Foundation, Tasks},
+    timeline::{Journal, PURGE_JOURNAL},
 };
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
+use crate::timeline::PaymentTimeline;
 use crate::{SERVICE, Settings, handler::PaymentHandler, provider::Provider};
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
@@ -66,13 +68,18 @@ impl Application {
             relay: relay.notifier(),
         };
         let attached = Flag::default();
-        let consumer =
-            broker.consumer::<OrderCreated, _>(PAYMENT_QUEUE, Arc::new(handler), attached.clone());
+        let consumer = broker
+            .consumer::<OrderCreated, _>(PAYMENT_QUEUE, Arc::new(handler), attached.clone())
+            .with_journal(Journal::new(pool.clone(), SERVICE));
+        let timeline = common::timeline::router(PaymentTimeline(pool.clone()));
         let readiness = broker.readiness(
             Readiness::default().with("database", PostgresCheck(pool)),
             &[attached],
         );
-        let router = common::http::with_standard_layers(common::health::router(readiness), SERVICE);
+        let router = common::http::with_standard_layers(
+            timeline.merge(common::health::router(readiness)),
+            SERVICE,
+        );
 
         let mut tasks = Tasks::new();
         tasks.intake("http", move |stop| {
@@ -81,7 +88,12 @@ impl Application {
         tasks.intake("consumer", move |stop| consumer.run(stop));
         tasks.background("outbox-relay", move |stop| relay.run(stop));
         tasks.background("retention", move |stop| {
-            retention::run(retention_pool, Duration::from_secs(3600), &[], stop)
+            retention::run(
+                retention_pool,
+                Duration::from_secs(3600),
+                &[PURGE_JOURNAL],
+                stop,
+            )
         });
         tasks.background("broker-watchdog", broker.watch_task());
         let result = tasks.run(shutdown).await;

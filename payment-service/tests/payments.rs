@@ -9,7 +9,7 @@ use common::{
         AmqpSettings, headers,
         topology::{EMAIL_QUEUE, PAYMENT_QUEUE, Topology},
     },
-    testing::{self, BrokerCleanup, eventually},
+    testing::{self, BrokerCleanup, QueueCounts, eventually},
 };
 use lapin::Connection;
 use payment_service::{Application, Settings, config::ProviderSettings, db};
@@ -20,6 +20,8 @@ use uuid::Uuid;
 
 struct TestApp {
     pool: PgPool,
+    /// `http://127.0.0.1:<port>/metrics` of the service.
+    metrics_url: String,
     amqp: AmqpSettings,
     conn: Connection,
     shutdown: CancellationToken,
@@ -45,6 +47,7 @@ impl TestApp {
             .await
             .expect("payment-service builds");
         let pool = app.pool().clone();
+        let metrics_url = format!("http://127.0.0.1:{}/metrics", app.port());
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
         let conn = testing::test_connection().await;
@@ -60,6 +63,7 @@ impl TestApp {
             .unwrap();
         let test_app = Self {
             pool,
+            metrics_url,
             amqp,
             conn,
             shutdown,
@@ -109,6 +113,37 @@ impl TestApp {
         .iter()
         .map(|m| serde_json::from_slice(&m.delivery.data).unwrap())
         .collect()
+    }
+
+    /// `/metrics` of the service, scraped over HTTP.
+    async fn metrics(&self) -> testing::Metrics {
+        let text = reqwest::get(&self.metrics_url)
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        testing::Metrics::parse(&text)
+    }
+
+    /// Waits until the work queue's consumer metrics read `expected`.
+    async fn wait_for_queue_counts(&self, expected: QueueCounts) {
+        let queue = self.queue(PAYMENT_QUEUE);
+        let mut last = QueueCounts::default();
+        let reached = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                last = self.metrics().await.queue(&queue);
+                if last == expected {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await;
+        assert!(
+            reached.is_ok(),
+            "queue metrics {last:?}, expected {expected:?}"
+        );
     }
 
     async fn stop(self) {
@@ -211,6 +246,21 @@ async fn a_flaky_provider_is_retried_with_backoff_until_it_succeeds() {
         0,
         "nothing parked"
     );
+    // The metrics tell the same story: three deliveries, two retried, one acked.
+    app.wait_for_queue_counts(QueueCounts {
+        consumed: 3.0,
+        acked: 1.0,
+        retried: 2.0,
+        parked: 0.0,
+        in_flight: 0.0,
+    })
+    .await;
+    let queue = app.queue(PAYMENT_QUEUE);
+    let timed = app.metrics().await.sum(
+        "message_processing_seconds_count",
+        &[("queue", &queue), ("outcome", "retried")],
+    );
+    assert_eq!(timed, 2.0, "both retries timed");
     app.stop().await;
 }
 
@@ -262,6 +312,15 @@ async fn malformed_and_wrong_schema_messages_are_parked_at_once_and_others_keep_
         "parked at once, never retried"
     );
     assert_eq!(db::count_payments(&app.pool).await.unwrap(), 1);
+    // Counted as dead-lettered (outcome "parked"), the good one as acked.
+    app.wait_for_queue_counts(QueueCounts {
+        consumed: 5.0,
+        acked: 1.0,
+        retried: 0.0,
+        parked: 4.0,
+        in_flight: 0.0,
+    })
+    .await;
     app.stop().await;
 }
 
@@ -295,5 +354,91 @@ async fn expired_outbox_and_inbox_rows_are_purged_and_recent_ones_kept() {
     .await
     .unwrap();
     assert_eq!(left, 2);
+    app.stop().await;
+}
+
+/// Publishes `body` to the work queue's exchange with a `traceparent` header.
+async fn publish_traced(app: &TestApp, body: &[u8], message_id: &str, traceparent: &str) {
+    let properties = headers::with_headers(
+        &headers::event_properties(message_id, "test", "test", "tests", 0),
+        |h| headers::insert_str(h, headers::TRACEPARENT, traceparent),
+    );
+    let exchange = app.topology().exchange();
+    testing::publish_with(
+        &app.conn,
+        &exchange,
+        OrderCreated::ROUTING_KEY,
+        body,
+        properties,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_trace_goes_on_through_retries_into_the_outbox_and_the_published_outcome_and_into_the_dead_letter_queue()
+ {
+    use common::trace_context::TraceParent;
+    let app = TestApp::spawn().await;
+    let sent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let sent_parsed = TraceParent::parse(sent).unwrap();
+    // Fails twice transiently: the third delivery, from the second retry
+    // queue, is the one that pays and publishes.
+    let order = testing::order_created("buyer+flaky@example.com");
+    publish_traced(
+        &app,
+        &serde_json::to_vec(&order).unwrap(),
+        &order.event_id.to_string(),
+        sent,
+    )
+    .await;
+
+    let published = testing::take_messages(
+        &app.conn,
+        &app.queue(EMAIL_QUEUE),
+        1,
+        Duration::from_secs(20),
+    )
+    .await;
+    let header = headers::get_str(&published[0].delivery.properties, headers::TRACEPARENT)
+        .expect("the outcome carries a traceparent");
+    let outcome = TraceParent::parse(&header).expect("a valid traceparent");
+    assert_eq!(
+        outcome.trace_id_hex(),
+        sent_parsed.trace_id_hex(),
+        "same trace after two retries"
+    );
+    assert_ne!(
+        outcome.span_id, sent_parsed.span_id,
+        "its parent is payment-service's span, not the sender's"
+    );
+    let stored: Option<String> = sqlx::query_scalar("SELECT traceparent FROM outbox")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        stored.as_deref(),
+        Some(header.as_str()),
+        "kept with the outbox row"
+    );
+    let payment = db::find_payment(&app.pool, order.order_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(payment.attempts, 3, "it was retried twice");
+
+    // A message that cannot be decoded is parked with its trace context.
+    let poison = "00-11111111111111111111111111111111-2222222222222222-01";
+    publish_traced(&app, b"{not json", "poison-traced", poison).await;
+    let parked = testing::take_messages(
+        &app.conn,
+        &app.queue("payment_service_queue.dlq"),
+        1,
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(
+        headers::get_str(&parked[0].delivery.properties, headers::TRACEPARENT).as_deref(),
+        Some(poison)
+    );
     app.stop().await;
 }

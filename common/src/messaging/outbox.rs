@@ -14,12 +14,21 @@
 //!
 //! The relay wakes at once when the same process commits a row ([`Relay::notifier`])
 //! and polls every `poll_interval` for rows committed by other replicas or left
-//! by a crash.
+//! by a crash. After a pass, at most once per `poll_interval`, it measures the
+//! backlog (`outbox_pending_events`, `outbox_oldest_pending_age_seconds`).
+//!
+//! Each row keeps the W3C trace context of the span that wrote it (column
+//! `traceparent`), and the relay publishes it as the `traceparent` header:
+//! the trace survives the commit/relay hop, and a relay that runs after a
+//! restart still continues the right trace.
 //!
 //! Each producing service's migrations create the table (see
 //! `order-service/migrations`).
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
@@ -33,17 +42,21 @@ use super::{
 };
 use crate::events::Event;
 
-/// Writes `event` to the outbox inside the caller's transaction.
+/// Writes `event` to the outbox inside the caller's transaction, with the
+/// trace context of the current span (published as the `traceparent` header).
 pub async fn enqueue<E: Event>(tx: &mut PgConnection, event: &E) -> sqlx::Result<()> {
     let payload = serde_json::to_string(event).expect("events always serialise");
+    let traceparent = crate::trace_context::current().map(|t| t.to_string());
     sqlx::query(
-        "INSERT INTO outbox (id, routing_key, event_type, correlation_id, payload) VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO outbox (id, routing_key, event_type, correlation_id, payload, traceparent) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(event.event_id())
     .bind(E::ROUTING_KEY)
     .bind(E::EVENT_TYPE)
     .bind(event.order_id())
     .bind(payload)
+    .bind(traceparent)
     .execute(tx)
     .await?;
     Ok(())
@@ -57,6 +70,7 @@ struct PendingRow {
     correlation_id: Uuid,
     payload: String,
     created_at: DateTime<Utc>,
+    traceparent: Option<String>,
 }
 
 /// Publishes pending outbox rows.
@@ -93,8 +107,16 @@ impl Relay {
     /// during the drain go out before the process exits.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let mut backoff = Duration::ZERO;
+        let mut backlog_measured: Option<Instant> = None;
         loop {
-            backoff = match self.drain_pending().await {
+            let result = self.drain_pending().await;
+            // After the pass, at most once per poll interval however often
+            // commits wake the relay: one indexed query, not one per event.
+            if backlog_measured.is_none_or(|at| at.elapsed() >= self.poll_interval) {
+                self.record_backlog().await;
+                backlog_measured = Some(Instant::now());
+            }
+            backoff = match result {
                 Ok(()) => Duration::ZERO,
                 Err(e) => {
                     let next =
@@ -122,6 +144,27 @@ impl Relay {
         Ok(())
     }
 
+    /// Sets `outbox_pending_events` and `outbox_oldest_pending_age_seconds`
+    /// (0 when nothing is pending). Served by the partial index on pending
+    /// rows. A failed query (database down) leaves the last values and is
+    /// only logged: the relay's own error says what is wrong.
+    async fn record_backlog(&self) {
+        let backlog: sqlx::Result<(i64, Option<f64>)> = sqlx::query_as(
+            "SELECT count(*), extract(epoch FROM now() - min(created_at))::float8 \
+             FROM outbox WHERE published_at IS NULL",
+        )
+        .fetch_one(&self.pool)
+        .await;
+        match backlog {
+            Ok((pending, oldest_age)) => {
+                metrics::gauge!("outbox_pending_events", "app" => self.app_id).set(pending as f64);
+                metrics::gauge!("outbox_oldest_pending_age_seconds", "app" => self.app_id)
+                    .set(oldest_age.unwrap_or(0.0).max(0.0));
+            }
+            Err(e) => tracing::debug!(error = %e, "outbox backlog not measured"),
+        }
+    }
+
     /// Publishes batches until none is left; errors if any row failed.
     pub async fn drain_pending(&self) -> anyhow::Result<()> {
         loop {
@@ -139,7 +182,7 @@ impl Relay {
     async fn publish_batch(&self) -> anyhow::Result<(usize, usize)> {
         let mut tx = self.pool.begin().await?;
         let rows: Vec<PendingRow> = sqlx::query_as(
-            "SELECT id, routing_key, event_type, correlation_id, payload, created_at FROM outbox \
+            "SELECT id, routing_key, event_type, correlation_id, payload, created_at, traceparent FROM outbox \
              WHERE published_at IS NULL ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED",
         )
         .bind(self.batch_size)
@@ -190,17 +233,23 @@ impl Relay {
 
     fn outgoing(&self, row: &PendingRow) -> Outgoing {
         let timestamp = u64::try_from(row.created_at.timestamp()).unwrap_or_default();
+        let mut properties = headers::event_properties(
+            &row.id.to_string(),
+            &row.event_type,
+            &row.correlation_id.to_string(),
+            self.app_id,
+            timestamp,
+        );
+        if let Some(traceparent) = &row.traceparent {
+            properties = headers::with_headers(&properties, |h| {
+                headers::insert_str(h, headers::TRACEPARENT, traceparent);
+            });
+        }
         Outgoing {
             exchange: self.exchange.clone(),
             routing_key: row.routing_key.clone(),
             payload: row.payload.clone().into_bytes(),
-            properties: headers::event_properties(
-                &row.id.to_string(),
-                &row.event_type,
-                &row.correlation_id.to_string(),
-                self.app_id,
-                timestamp,
-            ),
+            properties,
         }
     }
 }

@@ -40,6 +40,21 @@ pub struct Topology {
     delivery_limit: u32,
 }
 
+/// One durable queue as the services declare it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueDeclaration {
+    pub name: String,
+    pub arguments: FieldTable,
+}
+
+/// A queue bound to an exchange.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    pub exchange: String,
+    pub queue: String,
+    pub routing_key: String,
+}
+
 /// One work queue with its binding, retry tiers and dead-letter queue.
 #[derive(Debug, Clone)]
 pub struct QueueSpec {
@@ -110,7 +125,28 @@ impl Topology {
     /// lapin's recovery replays it after a reconnect.
     pub async fn declare_queue(&self, channel: &Channel, queue: &QueueSpec) -> lapin::Result<()> {
         self.declare_exchanges(channel).await?;
+        for declaration in self.queue_declarations(queue) {
+            declare(channel, &declaration.name, declaration.arguments).await?;
+        }
+        for binding in self.bindings(queue) {
+            channel
+                .queue_bind(
+                    binding.queue.as_str().into(),
+                    binding.exchange.as_str().into(),
+                    binding.routing_key.as_str().into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+        }
+        Ok(())
+    }
 
+    /// The queues [`Topology::declare_queue`] declares for `queue` (durable,
+    /// with these arguments): the work queue, its dead-letter queue, its retry
+    /// tiers. A broker provisioned ahead (deploy/rabbitmq/definitions.json)
+    /// must hold exactly these, or the service's declare fails.
+    pub fn queue_declarations(&self, queue: &QueueSpec) -> Vec<QueueDeclaration> {
         let mut work = quorum_args();
         // Backstop for messages that kill the consumer before it can ack or
         // park them (panic, OOM, SIGKILL loops): after this many deliveries the
@@ -125,28 +161,16 @@ impl Topology {
         );
         // Without an explicit key the message would keep its topic routing key.
         work.insert("x-dead-letter-routing-key".into(), long_string(&queue.name));
-        declare(channel, &queue.name, work).await?;
-        channel
-            .queue_bind(
-                queue.name.as_str().into(),
-                self.exchange().into(),
-                queue.routing_key.into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
-
-        declare(channel, &queue.dead_letter_queue, quorum_args()).await?;
-        channel
-            .queue_bind(
-                queue.dead_letter_queue.as_str().into(),
-                self.dead_letter_exchange().into(),
-                queue.name.as_str().into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
-
+        let mut declarations = vec![
+            QueueDeclaration {
+                name: queue.name.clone(),
+                arguments: work,
+            },
+            QueueDeclaration {
+                name: queue.dead_letter_queue.clone(),
+                arguments: quorum_args(),
+            },
+        ];
         for (retry_queue, delay) in &queue.retry_queues {
             let mut args = quorum_args();
             args.insert(
@@ -157,9 +181,30 @@ impl Topology {
             // key is a queue name: straight back to the work queue only.
             args.insert("x-dead-letter-exchange".into(), long_string(""));
             args.insert("x-dead-letter-routing-key".into(), long_string(&queue.name));
-            declare(channel, retry_queue, args).await?;
+            declarations.push(QueueDeclaration {
+                name: retry_queue.clone(),
+                arguments: args,
+            });
         }
-        Ok(())
+        declarations
+    }
+
+    /// The bindings [`Topology::declare_queue`] creates for `queue`: the work
+    /// queue to the topic exchange, the dead-letter queue to the dead-letter
+    /// exchange.
+    pub fn bindings(&self, queue: &QueueSpec) -> Vec<Binding> {
+        vec![
+            Binding {
+                exchange: self.exchange(),
+                queue: queue.name.clone(),
+                routing_key: queue.routing_key.to_owned(),
+            },
+            Binding {
+                exchange: self.dead_letter_exchange(),
+                queue: queue.dead_letter_queue.clone(),
+                routing_key: queue.name.clone(),
+            },
+        ]
     }
 
     /// Deletes `queue`, its retry tiers, its dead-letter queue and (when

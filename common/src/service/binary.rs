@@ -38,13 +38,17 @@ pub async fn main<S: Service>(
         (Some("dlq"), Some(dlq)) => run_dead_letter_tool(&args[1..], settings, dlq).await,
         _ => run::<S>(settings).await,
     };
-    if let Err(e) = result {
+    if let Err(e) = &result {
         tracing::error!(
             error = format!("{e:#}"),
             "{} stopped with an error",
             S::NAME
         );
         eprintln!("{}: {e:#}", S::NAME);
+    }
+    // Send the spans still buffered for OTLP (nothing to do without export).
+    let _ = tokio::task::spawn_blocking(crate::telemetry::shutdown).await;
+    if result.is_err() {
         std::process::exit(1);
     }
 }
@@ -53,6 +57,8 @@ async fn run<S: Service>(
     settings: fn() -> Result<S::Settings, crate::config::ConfigError>,
 ) -> anyhow::Result<()> {
     crate::telemetry::init(S::NAME)?;
+    // Before anything records a metric: every series gets `service` and `replica`.
+    crate::metrics::install_for(S::NAME);
     let settings = settings()?;
     // A first start that fails (bad configuration, port taken) ends the
     // process; a failure after that restarts the service in place.

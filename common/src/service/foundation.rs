@@ -29,6 +29,7 @@ impl Foundation {
         amqp: AmqpSettings,
     ) -> anyhow::Result<Self> {
         crate::metrics::install();
+        crate::metrics::service_info(service);
         let listener = TcpListener::bind(bind_addr).await?;
         let pool = db::connect_with_retry(database, migrator, &CancellationToken::new()).await?;
         let broker = Broker::connect(amqp, service).await?;

@@ -5,10 +5,16 @@
 //! test, a unique prefix for every exchange and queue, and bounded polling
 //! instead of sleeps.
 
+mod logs;
+mod metrics;
 mod process;
+mod provision;
 mod proxy;
 
-pub use process::{ServiceProcess, TestVhost, rabbitmqctl};
+pub use logs::LogCapture;
+pub use metrics::{Metrics, QueueCounts, Sample};
+pub use process::{ServiceProcess, TestVhost, rabbitmqctl, rabbitmqctl_with};
+pub use provision::{ProvisionedBroker, ServiceDatabase, definitions, deploy_dir};
 pub use proxy::FaultProxy;
 
 use std::{future::Future, time::Duration};
@@ -150,10 +156,21 @@ pub async fn publish_raw(
     body: &[u8],
     message_id: &str,
 ) {
-    let channel = conn.create_channel().await.unwrap();
-    channel.confirm_select(Default::default()).await.unwrap();
     let properties =
         crate::messaging::headers::event_properties(message_id, "test", "test", "tests", 0);
+    publish_with(conn, exchange, routing_key, body, properties).await;
+}
+
+/// [`publish_raw`] with the given properties (headers such as `traceparent`).
+pub async fn publish_with(
+    conn: &Connection,
+    exchange: &str,
+    routing_key: &str,
+    body: &[u8],
+    properties: lapin::BasicProperties,
+) {
+    let channel = conn.create_channel().await.unwrap();
+    channel.confirm_select(Default::default()).await.unwrap();
     channel
         .basic_publish(
             exchange.into(),

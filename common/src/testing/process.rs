@@ -45,19 +45,37 @@ impl Drop for TestVhost {
 /// Runs `rabbitmqctl` (or the command in `RABBITMQCTL`, for example
 /// `docker compose exec -T rabbitmq rabbitmqctl`) and asserts it succeeded.
 pub fn rabbitmqctl(args: &[&str]) {
+    rabbitmqctl_with(args, None);
+}
+
+/// [`rabbitmqctl`] with `stdin` as standard input; returns standard output.
+pub fn rabbitmqctl_with(args: &[&str], stdin: Option<&[u8]>) -> String {
     let command = std::env::var("RABBITMQCTL").unwrap_or_else(|_| "rabbitmqctl".into());
     let mut words = command.split_whitespace();
-    let output = Command::new(words.next().expect("RABBITMQCTL is not empty"))
+    let mut child = Command::new(words.next().expect("RABBITMQCTL is not empty"))
         .args(words)
         .args(args)
-        .stdin(Stdio::null())
-        .output()
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("rabbitmqctl is installed");
+    if let Some(input) = stdin {
+        use std::io::Write;
+        let mut pipe = child.stdin.take().expect("piped stdin");
+        pipe.write_all(input).expect("writing to rabbitmqctl");
+    }
+    let output = child.wait_with_output().expect("rabbitmqctl runs");
     assert!(
         output.status.success(),
         "rabbitmqctl {args:?} failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// A service binary running as a child process, logging to a file.

@@ -18,6 +18,7 @@ use axum::{
 use common::{
     checkout::{CheckoutRequest, parse_checkout},
     http::request_id,
+    problem::Problem,
 };
 use serde::Deserialize;
 use uuid::Uuid;
@@ -36,6 +37,50 @@ const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 
 /// `201` with the order and `Location: /api/orders/{id}`; order-service's
 /// `409` (price changed) and `422` (unknown product) as it gave them.
+#[utoipa::path(
+    post,
+    path = "/api/checkout",
+    tag = "checkout",
+    summary = "Place an order",
+    description = "Prices the items from the catalog (a `price` sent must equal the catalog \
+        price), stores the order as `pending` and starts payment. Send an `Idempotency-Key` to \
+        retry safely: the same key with the same body answers the first answer again (marked \
+        `Idempotent-Replayed: true`), with another body `422`, while the first is in flight `409`.",
+    params(
+        ("Idempotency-Key" = Option<String>, Header,
+            description = "A unique key per order attempt (1–255 visible ASCII characters), \
+                kept at least 24 hours per `user_id`.",
+            min_length = 1, max_length = 255, pattern = r"^[\x21-\x7E]+$"),
+    ),
+    request_body(content = CheckoutRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The order, `pending` until the payment result arrives.",
+            body = common::api::Order,
+            headers(
+                ("Location" = String, description = "`/api/orders/{id}`"),
+                ("Idempotent-Replayed" = String,
+                    description = "`true` when this is the stored answer to an earlier \
+                        request with the same `Idempotency-Key`"),
+            )),
+        (status = 400, description = "Malformed JSON, or a malformed `Idempotency-Key`.", body = Problem, content_type = "application/problem+json"),
+        (status = 408, description = "The body was not received in time.", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A `price` differs from the catalog (`current_prices` holds \
+            the catalog prices by product id), or a request with this `Idempotency-Key` is still \
+            in flight.", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than 64 KiB.", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not `application/json`.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields (listed in `errors`), an unknown product, or \
+            an `Idempotency-Key` reused with another body.", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "This client is over its rate limit.", body = Problem,
+            content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        (status = 502, description = "order-service gave an unusable answer.", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "order-service or its database is unavailable, or too many \
+            requests are in progress; nothing was stored.", body = Problem,
+            content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait"))),
+        (status = 504, description = "order-service did not answer in time; the order may exist: \
+            retry with the same `Idempotency-Key`.", body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn checkout(
     State(client): State<OrderClient>,
     headers: HeaderMap,

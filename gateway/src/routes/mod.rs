@@ -6,23 +6,43 @@
 pub mod checkout;
 pub mod orders;
 pub mod products;
+pub mod timeline;
 
 use axum::{
     Router,
-    extract::{FromRequestParts, Path},
+    extract::{FromRef, FromRequestParts, Path},
     http::request::Parts,
     routing::{get, post},
 };
 use uuid::Uuid;
 
 use crate::{error::ApiError, order_client::OrderClient};
+use timeline::TimelinePeers;
 
-/// The `/api` routes; the state is the shared upstream client.
-pub fn api() -> Router<OrderClient> {
+/// What the handlers share: the order-service client, and the other services
+/// that hold part of an order's timeline.
+#[derive(Clone)]
+pub struct AppState {
+    pub orders: OrderClient,
+    pub timeline_peers: TimelinePeers,
+}
+
+impl FromRef<AppState> for OrderClient {
+    fn from_ref(state: &AppState) -> Self {
+        state.orders.clone()
+    }
+}
+
+/// The `/api` routes.
+pub fn api() -> Router<AppState> {
     Router::new()
         .route("/api/checkout", post(checkout::checkout))
         .route("/api/orders/{id}", get(orders::get_order))
         .route("/api/orders/{id}/status", get(orders::get_order_status))
+        .route(
+            "/api/orders/{id}/timeline",
+            get(timeline::get_order_timeline),
+        )
         .route("/api/products", get(products::list_products))
         .route("/api/products/{id}", get(products::get_product))
 }

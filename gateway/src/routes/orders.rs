@@ -7,10 +7,23 @@ use common::http::request_id;
 use super::OrderId;
 use crate::{
     error::ApiError,
+    openapi::{LookupFailures, UpstreamFailures},
     order_client::{OrderClient, Upstream},
 };
 
 /// `200` with the order, `404` unknown, `400` malformed id.
+#[utoipa::path(
+    get,
+    path = "/api/orders/{id}",
+    tag = "orders",
+    summary = "Get an order",
+    params(("id" = uuid::Uuid, Path, description = "The order id from the checkout")),
+    responses(
+        (status = 200, description = "The order, its lines and its payment.", body = common::api::Order),
+        LookupFailures,
+        UpstreamFailures,
+    ),
+)]
 pub async fn get_order(
     State(client): State<OrderClient>,
     headers: HeaderMap,
@@ -20,6 +33,18 @@ pub async fn get_order(
 }
 
 /// `200` with `{id, status, payment}`, `404` unknown, `400` malformed id.
+#[utoipa::path(
+    get,
+    path = "/api/orders/{id}/status",
+    tag = "orders",
+    summary = "Get where an order is",
+    params(("id" = uuid::Uuid, Path, description = "The order id from the checkout")),
+    responses(
+        (status = 200, description = "The order's state and payment only (cheap to poll).", body = common::api::OrderStatus),
+        LookupFailures,
+        UpstreamFailures,
+    ),
+)]
 pub async fn get_order_status(
     State(client): State<OrderClient>,
     headers: HeaderMap,

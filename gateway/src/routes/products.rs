@@ -7,10 +7,21 @@ use common::http::request_id;
 use super::ProductId;
 use crate::{
     error::ApiError,
+    openapi::{LookupFailures, UpstreamFailures},
     order_client::{OrderClient, Upstream},
 };
 
 /// `200` with the catalog as a JSON array.
+#[utoipa::path(
+    get,
+    path = "/api/products",
+    tag = "catalog",
+    summary = "List the catalog",
+    responses(
+        (status = 200, description = "Every product, by id.", body = Vec<common::api::Product>),
+        UpstreamFailures,
+    ),
+)]
 pub async fn list_products(
     State(client): State<OrderClient>,
     headers: HeaderMap,
@@ -19,6 +30,18 @@ pub async fn list_products(
 }
 
 /// `200` with one product, `404` unknown, `400` malformed id.
+#[utoipa::path(
+    get,
+    path = "/api/products/{id}",
+    tag = "catalog",
+    summary = "Get a product",
+    params(("id" = i64, Path, minimum = 1, description = "The product id")),
+    responses(
+        (status = 200, description = "The product.", body = common::api::Product),
+        LookupFailures,
+        UpstreamFailures,
+    ),
+)]
 pub async fn get_product(
     State(client): State<OrderClient>,
     headers: HeaderMap,

@@ -232,15 +232,30 @@ impl Drop for TestApp {
 /// Upstream request timeout used by the tests (the default is 10 s).
 pub const TEST_UPSTREAM_TIMEOUT: Duration = Duration::from_millis(500);
 
-/// The gateway in front of `order_service_url`.
+/// The gateway in front of `order_service_url`, without rate limiting.
 pub async fn spawn_app(order_service_url: String) -> TestApp {
+    spawn_app_with(order_service_url, |_| {}).await
+}
+
+/// The gateway in front of `order_service_url`, with settings adjusted by
+/// `configure` (rate limit, concurrency).
+pub async fn spawn_app_with(
+    order_service_url: String,
+    configure: impl FnOnce(&mut Settings),
+) -> TestApp {
     common::telemetry::init_for_tests();
-    let settings = Settings {
+    let mut settings = Settings {
         bind_addr: "127.0.0.1:0".parse().unwrap(),
         order_service_url,
+        // Nothing listens there: the gateway tests' timelines are incomplete.
+        payment_service_url: "http://127.0.0.1:9".into(),
+        email_service_url: "http://127.0.0.1:9".into(),
         order_service_timeout: TEST_UPSTREAM_TIMEOUT,
         connect_timeout: Duration::from_secs(2),
+        order_service_max_concurrency: Settings::DEFAULT_MAX_CONCURRENCY,
+        rate_limit: None,
     };
+    configure(&mut settings);
     let app = Application::build(settings)
         .await
         .expect("the gateway builds");

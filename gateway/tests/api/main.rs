@@ -3,6 +3,8 @@
 //! upstream, so the upstream's answers are scripted).
 
 mod checkout;
+mod docs;
 mod helpers;
+mod limits;
 mod reads;
 mod upstream_failures;

@@ -11,15 +11,7 @@ use std::collections::HashMap;
 use common::{checkout::CheckoutRequest, problem::FieldError};
 use rust_decimal::Decimal;
 
-/// A catalog entry.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, sqlx::FromRow)]
-pub struct Product {
-    pub id: i64,
-    pub name: String,
-    pub description: String,
-    pub price: Decimal,
-    pub currency: String,
-}
+pub use common::api::Product;
 
 /// An order line priced from the catalog.
 #[derive(Debug, Clone, PartialEq)]

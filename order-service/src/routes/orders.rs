@@ -21,7 +21,7 @@ use super::AppState;
 use crate::{
     db::{self, idempotency::StoredAnswer, orders::NewOrder},
     domain::{
-        order::{Order, OrderStatus},
+        order::{self, Order, OrderStatus},
         pricing::{PricedOrder, price_order},
     },
     error::ApiError,
@@ -57,7 +57,7 @@ pub async fn create_order(
     // PostgreSQL keeps microseconds: the answer must equal what a read returns.
     let created_at = Utc::now().trunc_subsecs(6);
     let duration_ms = (started.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0;
-    let order = Order::pending(order_id, &request, &priced, created_at, duration_ms);
+    let order = order::pending_order(order_id, &request, &priced, created_at, duration_ms);
     let event = order_created_event(order_id, &request, &priced, created_at);
     let mut tx = state.pool.begin().await?;
     let new_order = NewOrder {

@@ -1,6 +1,8 @@
 //! The outbox relay when the broker cannot route an event (reliability matrix
 //! M12): a publish returned as unroutable is not a delivery, so the row stays
-//! pending and goes out once a queue is bound again.
+//! pending and goes out once a queue is bound again. Meanwhile the relay's
+//! backlog gauges report it (each nextest test runs in its own process, so
+//! the `app="order-service"` gauges are this test's relay's).
 
 use std::time::Duration;
 
@@ -51,6 +53,16 @@ async fn an_unroutable_event_stays_in_the_outbox_until_it_can_be_delivered() {
         .await
         .unwrap();
     assert!(error.unwrap_or_default().contains("unroutable"));
+    // The relay reports the stuck row: a backlog of one, ageing.
+    eventually(
+        Duration::from_secs(10),
+        "a backlog of one, ageing",
+        || async {
+            let (pending, oldest_age) = backlog(&app).await?;
+            (pending == 1.0 && oldest_age > 0.0).then_some(())
+        },
+    )
+    .await;
 
     channel
         .queue_bind(
@@ -70,5 +82,30 @@ async fn an_unroutable_event_stays_in_the_outbox_until_it_can_be_delivered() {
     .await;
     let delivered = testing::take_messages(&app.conn, &queue, 1, Duration::from_secs(5)).await;
     assert_eq!(delivered.len(), 1);
+    eventually(
+        Duration::from_secs(10),
+        "the backlog gauges back to 0",
+        || async { (backlog(&app).await? == (0.0, 0.0)).then_some(()) },
+    )
+    .await;
     app.stop().await;
+}
+
+/// The relay's backlog gauges from `/metrics`: pending rows, oldest age.
+async fn backlog(app: &TestApp) -> Option<(f64, f64)> {
+    let text = app
+        .http
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    let metrics = testing::Metrics::parse(&text);
+    let label = [("app", "order-service")];
+    Some((
+        metrics.sum("outbox_pending_events", &label),
+        metrics.sum("outbox_oldest_pending_age_seconds", &label),
+    ))
 }

@@ -41,12 +41,14 @@ use lapin::{
     types::FieldTable,
 };
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tracing::Instrument as _;
 
 use super::{
     AmqpSettings,
     publisher::Publisher,
     topology::{QueueSpec, Topology},
 };
+use crate::timeline::Journal;
 use crate::{events::Event, health::Flag};
 
 /// What a handler reports when it could not complete.
@@ -117,6 +119,9 @@ pub struct Consumer<E, H> {
     pub attached: Flag,
     /// Schedules retries and parks messages.
     pub publisher: Publisher,
+    /// Where retries and dead-lettering are noted for the order's timeline
+    /// ([`Consumer::with_journal`]); none by default.
+    pub journal: Option<Journal>,
     pub _event: PhantomData<fn() -> E>,
 }
 
@@ -142,8 +147,16 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
             handler,
             service,
             attached,
+            journal: None,
             _event: PhantomData,
         }
+    }
+
+    /// Notes each retry scheduled and each delivery dead-lettered in the
+    /// service's journal, under the message's `correlation_id` (the order).
+    pub fn with_journal(mut self, journal: Journal) -> Self {
+        self.journal = Some(journal);
+        self
     }
 
     /// Consumes until `shutdown`, rebuilding the channel after failures.
@@ -290,9 +303,31 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
             topology: self.topology.clone(),
             service: self.service,
             publisher,
+            journal: self.journal.clone(),
         };
-        async move { ctx.process::<E>(delivery).await }
+        let span = delivery_span(self.service, &self.queue.name, &delivery);
+        async move { ctx.process::<E>(delivery).await }.instrument(span)
     }
+}
+
+/// The span one delivery is processed in: a child of the span that
+/// published the message (its `traceparent` header, kept through retries),
+/// so the handler's logs and whatever it publishes join the sender's trace.
+fn delivery_span(service: &'static str, queue: &str, delivery: &Delivery) -> tracing::Span {
+    let properties = &delivery.properties;
+    let id = |value: &Option<lapin::types::ShortString>| {
+        value.as_ref().map_or("-", |v| v.as_str()).to_owned()
+    };
+    let span = tracing::info_span!(
+        "message",
+        service,
+        queue,
+        message_id = id(properties.message_id()),
+        correlation_id = id(properties.correlation_id()),
+    );
+    let traceparent = super::headers::get_str(properties, super::headers::TRACEPARENT);
+    crate::trace_context::set_remote_parent(&span, traceparent.as_deref());
+    span
 }
 
 enum ConsumeError {

@@ -14,6 +14,8 @@ use lapin::{
     options::{BasicAckOptions, BasicRejectOptions},
 };
 
+use uuid::Uuid;
+
 use super::{Handler, HandlerError, Incoming};
 use crate::{
     events::Event,
@@ -22,6 +24,7 @@ use crate::{
         publisher::{Outgoing, Publisher},
         topology::{QueueSpec, Topology},
     },
+    timeline::Journal,
 };
 
 /// Everything one delivery needs, owned so it can run on its own task.
@@ -32,9 +35,12 @@ pub(super) struct ProcessContext<H> {
     pub(super) topology: Topology,
     pub(super) service: &'static str,
     pub(super) publisher: Publisher,
+    pub(super) journal: Option<Journal>,
 }
 
-/// What happened to a delivery (the `outcome` label of the metrics).
+/// What happened to a delivery: the `outcome` label of
+/// `messages_processed_total` and `message_processing_seconds` (`acked`,
+/// `retried`, `parked` = dead-lettered, `requeued`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Outcome {
     Acked,
@@ -51,6 +57,7 @@ impl<H> ProcessContext<H> {
     {
         let started = Instant::now();
         let queue = self.queue.name.clone();
+        metrics::counter!("messages_consumed_total", "queue" => queue.clone()).increment(1);
         metrics::gauge!("messages_in_flight", "queue" => queue.clone()).increment(1.0);
         let attempt = headers::get_u32(&delivery.properties, headers::RETRY_COUNT).unwrap_or(0);
         crate::failpoint::hit("consumer-before-handle");
@@ -74,7 +81,7 @@ impl<H> ProcessContext<H> {
                 }
             }
         };
-        let outcome = match result {
+        let outcome = match &result {
             Ok(()) => {
                 crate::failpoint::hit("consumer-after-handle");
                 Outcome::Acked
@@ -83,7 +90,7 @@ impl<H> ProcessContext<H> {
                 // The first tier, and the retry count unchanged.
                 Some((retry_queue, delay)) => {
                     tracing::warn!(queue = %queue, retry_in = ?delay, reason = %reason, "dependency unavailable; will retry");
-                    self.schedule_retry(&delivery, retry_queue, attempt, &reason, &queue)
+                    self.schedule_retry(&delivery, retry_queue, attempt, reason, &queue)
                         .await
                 }
                 None => {
@@ -96,7 +103,7 @@ impl<H> ProcessContext<H> {
                 match self.queue.retry_queues.get(attempt as usize) {
                     Some((retry_queue, delay)) => {
                         tracing::warn!(queue = %queue, attempt, retry_in = ?delay, reason = %reason, "processing failed; will retry");
-                        self.schedule_retry(&delivery, retry_queue, attempt + 1, &reason, &queue)
+                        self.schedule_retry(&delivery, retry_queue, attempt + 1, reason, &queue)
                             .await
                     }
                     None => {
@@ -107,12 +114,16 @@ impl<H> ProcessContext<H> {
                 }
             }
             Err(HandlerError::Permanent(reason)) => {
-                self.park(&delivery, &reason, attempt).await;
+                self.park(&delivery, reason, attempt).await;
                 Outcome::Parked
             }
         };
         if matches!(outcome, Outcome::Acked | Outcome::Retried) {
             self.ack(&delivery).await;
+        }
+        if let Err(reason) = &result {
+            self.note_in_journal(&delivery, outcome, attempt, reason)
+                .await;
         }
         let label = match outcome {
             Outcome::Acked => "acked",
@@ -122,9 +133,53 @@ impl<H> ProcessContext<H> {
         };
         metrics::counter!("messages_processed_total", "queue" => queue.clone(), "outcome" => label)
             .increment(1);
-        metrics::histogram!("message_processing_seconds", "queue" => queue.clone())
+        metrics::histogram!("message_processing_seconds", "queue" => queue.clone(), "outcome" => label)
             .record(started.elapsed().as_secs_f64());
         metrics::gauge!("messages_in_flight", "queue" => queue).decrement(1.0);
+    }
+
+    /// A retry or a dead-lettering, for the order's timeline.
+    async fn note_in_journal(
+        &self,
+        delivery: &Delivery,
+        outcome: Outcome,
+        attempt: u32,
+        error: &HandlerError,
+    ) {
+        let Some(journal) = &self.journal else { return };
+        let Some(order_id) = delivery
+            .properties
+            .correlation_id()
+            .as_ref()
+            .and_then(|id| Uuid::try_parse(id.as_str()).ok())
+        else {
+            return;
+        };
+        let reason = match error {
+            HandlerError::Transient(r)
+            | HandlerError::Permanent(r)
+            | HandlerError::Unavailable(r) => r,
+        };
+        let (step, detail) = match outcome {
+            Outcome::Retried => (
+                "message.retry_scheduled",
+                format!(
+                    "{} after attempt {}: {reason}",
+                    self.queue.name,
+                    attempt + 1
+                ),
+            ),
+            Outcome::Parked => (
+                "message.dead_lettered",
+                format!(
+                    "{} after attempt {}: {reason}",
+                    self.queue.name,
+                    attempt + 1
+                ),
+            ),
+            Outcome::Acked | Outcome::Requeued => return,
+        };
+        journal.record(order_id, step, &detail).await;
     }
 
     async fn ack(&self, delivery: &Delivery) {

@@ -1,0 +1,167 @@
+//! The public HTTP shapes of the API (DESIGN.md's order object, the order
+//! status and the catalog), shared by order-service, which serialises them,
+//! and the gateway, whose OpenAPI document is generated from these very types
+//! (`utoipa::ToSchema`), so the documentation cannot drift from what is sent.
+//!
+//! Only public fields: nothing internal (outbox state, event ids, idempotency
+//! records) is ever part of these types.
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// Where an order is in the pipeline: `pending` until the payment result
+/// arrives, then `paid` or `failed` (final).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OrderState {
+    Pending,
+    Paid,
+    Failed,
+}
+
+/// One line of an order, priced from the catalog.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow, ToSchema)]
+pub struct OrderLine {
+    #[schema(minimum = 1, example = 1)]
+    pub product_id: i64,
+    #[schema(example = "Gaming Laptop")]
+    pub name: String,
+    /// The catalog price of one unit when the order was placed.
+    #[schema(value_type = String, example = "1299.99")]
+    pub unit_price: Decimal,
+    #[schema(minimum = 1, maximum = 100, example = 1)]
+    pub quantity: i32,
+    /// `unit_price × quantity`.
+    #[schema(value_type = String, example = "1299.99")]
+    pub line_total: Decimal,
+}
+
+/// The payment result, once payment-service has processed the order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PaymentSummary {
+    /// `completed` or `failed`.
+    #[schema(example = "completed")]
+    pub status: String,
+    /// `TXN-` and 12 upper-case hex digits; `null` when the payment failed.
+    #[schema(example = "TXN-9423F6A26202", pattern = "^TXN-[0-9A-F]{12}$")]
+    pub transaction_id: Option<String>,
+    #[schema(value_type = Option<String>, example = "1299.99")]
+    pub amount: Option<Decimal>,
+    pub processed_at: Option<DateTime<Utc>>,
+    /// Why the payment failed (`card_declined`, `amount_limit_exceeded`, ...);
+    /// absent when it succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "card_declined")]
+    pub failure_reason: Option<String>,
+}
+
+/// An order (`POST /api/checkout`, `GET /api/orders/{id}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Order {
+    /// A random UUID: unguessable, never sequential.
+    pub id: Uuid,
+    #[schema(value_type = OrderState)]
+    pub status: String,
+    #[schema(minimum = 1, example = 1)]
+    pub user_id: i64,
+    #[schema(example = "test@example.com")]
+    pub user_email: String,
+    /// The sum of the line totals, computed by the server.
+    #[schema(value_type = String, example = "1299.99")]
+    pub total_amount: Decimal,
+    #[schema(example = "USD")]
+    pub currency: String,
+    pub items: Vec<OrderLine>,
+    /// `null` until the payment result has arrived.
+    pub payment: Option<PaymentSummary>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// How long order-service took to price and store the order.
+    #[schema(example = 3.2)]
+    pub processing_duration_ms: f64,
+}
+
+/// `GET /api/orders/{id}/status`: the order's state and payment only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct OrderStatus {
+    pub id: Uuid,
+    #[schema(value_type = OrderState)]
+    pub status: String,
+    pub payment: Option<PaymentSummary>,
+}
+
+impl From<Order> for OrderStatus {
+    fn from(order: Order) -> Self {
+        Self {
+            id: order.id,
+            status: order.status,
+            payment: order.payment,
+        }
+    }
+}
+
+/// A catalog entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow, ToSchema)]
+pub struct Product {
+    #[schema(minimum = 1, example = 1)]
+    pub id: i64,
+    #[schema(example = "Gaming Laptop")]
+    pub name: String,
+    pub description: String,
+    #[schema(value_type = String, example = "1299.99")]
+    pub price: Decimal,
+    #[schema(example = "USD")]
+    pub currency: String,
+}
+
+/// One step of an order's way through the pipeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TimelineStep {
+    pub at: DateTime<Utc>,
+    /// The service that took the step.
+    #[schema(example = "payment-service")]
+    pub service: String,
+    /// `order.created`, `event.published`, `payment.completed`,
+    /// `payment.failed`, `order.paid`, `order.failed`, `email.sent`,
+    /// `email.failed`, `message.retry_scheduled`, `message.dead_lettered`.
+    #[schema(example = "payment.completed")]
+    pub step: String,
+    /// What a person needs to know about it (transaction id, failure reason,
+    /// retry reason, ...), never internals such as hosts or credentials.
+    #[schema(example = "TXN-9423F6A26202")]
+    pub detail: Option<String>,
+}
+
+/// `GET /api/orders/{id}/timeline`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct OrderTimeline {
+    pub order_id: Uuid,
+    #[schema(value_type = OrderState)]
+    pub status: String,
+    /// Every step known so far, oldest first.
+    pub steps: Vec<TimelineStep>,
+    /// Services whose part could not be read just now (the steps shown are
+    /// then only part of the story); empty normally.
+    #[schema(example = json!([]))]
+    pub incomplete: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_states_serialise_lowercase() {
+        assert_eq!(
+            serde_json::to_value(OrderState::Pending).unwrap(),
+            serde_json::json!("pending")
+        );
+        assert_eq!(
+            serde_json::from_value::<OrderState>(serde_json::json!("paid")).unwrap(),
+            OrderState::Paid
+        );
+    }
+}

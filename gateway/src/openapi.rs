@@ -1,0 +1,134 @@
+//! The OpenAPI 3.1 document (`GET /api/openapi.json`) and the Swagger UI
+//! page that renders it (`GET /docs`), both generated from the code: the
+//! handlers' `#[utoipa::path]` attributes (next to the handlers, in
+//! [`crate::routes`]) and the request, response and problem types themselves
+//! (`common::checkout`, `common::api`, `common::problem`). Swagger UI's files
+//! are compiled into the binary, so the page works without network access.
+
+use axum::Router;
+use common::{
+    api::{
+        Order, OrderLine, OrderState, OrderStatus, OrderTimeline, PaymentSummary, Product,
+        TimelineStep,
+    },
+    checkout::{CheckoutItem, CheckoutRequest},
+    problem::{FieldError, Problem},
+};
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::routes;
+
+/// Where the document is served; the docs page loads it from here.
+pub const DOCUMENT_PATH: &str = "/api/openapi.json";
+pub const DOCS_PATH: &str = "/docs";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Checkout pipeline API",
+        description = "The public API of the checkout pipeline. A checkout is priced from the \
+            catalog, stored, paid by the payment service and confirmed by email, \
+            asynchronously: poll `GET /api/orders/{id}/status` until the order is `paid` or \
+            `failed`.\n\nEvery error is `application/problem+json` (RFC 9457); a 5xx carries \
+            the request id (`X-Request-Id`) and nothing internal. Each client is rate \
+            limited (`429` with `Retry-After`).",
+        license(name = "MIT OR Apache-2.0"),
+    ),
+    paths(
+        routes::checkout::checkout,
+        routes::orders::get_order,
+        routes::orders::get_order_status,
+        routes::timeline::get_order_timeline,
+        routes::products::list_products,
+        routes::products::get_product,
+    ),
+    components(schemas(
+        CheckoutRequest,
+        CheckoutItem,
+        Order,
+        OrderLine,
+        OrderState,
+        OrderStatus,
+        OrderTimeline,
+        TimelineStep,
+        PaymentSummary,
+        Product,
+        Problem,
+        FieldError,
+    )),
+    tags(
+        (name = "checkout", description = "Placing orders"),
+        (name = "orders", description = "Where an order is"),
+        (name = "catalog", description = "The products orders are priced from"),
+    )
+)]
+pub struct ApiDoc;
+
+/// The failures of every call that goes through to order-service (the
+/// checkout documents its own, more specific, texts).
+#[derive(utoipa::IntoResponses)]
+pub enum UpstreamFailures {
+    /// This client is over its rate limit.
+    #[response(
+        status = 429,
+        content_type = "application/problem+json",
+        headers(("Retry-After" = u32, description = "Seconds to wait"))
+    )]
+    RateLimited(#[to_schema] Problem),
+    /// order-service gave an unusable answer.
+    #[response(status = 502, content_type = "application/problem+json")]
+    BadGateway(#[to_schema] Problem),
+    /// order-service is unavailable, or too many requests are in progress.
+    #[response(
+        status = 503,
+        content_type = "application/problem+json",
+        headers(("Retry-After" = u32, description = "Seconds to wait"))
+    )]
+    Unavailable(#[to_schema] Problem),
+    /// order-service did not answer in time.
+    #[response(status = 504, content_type = "application/problem+json")]
+    GatewayTimeout(#[to_schema] Problem),
+}
+
+/// The failures of a read by id.
+#[derive(utoipa::IntoResponses)]
+pub enum LookupFailures {
+    /// The id is malformed (not a UUID, not a positive integer).
+    #[response(status = 400, content_type = "application/problem+json")]
+    MalformedId(#[to_schema] Problem),
+    /// Nothing has this id.
+    #[response(status = 404, content_type = "application/problem+json")]
+    NotFound(#[to_schema] Problem),
+}
+
+/// `GET /api/openapi.json` and `GET /docs` (Swagger UI). The document is
+/// built once, here, not per request.
+pub fn router() -> Router {
+    SwaggerUi::new(DOCS_PATH)
+        .url(DOCUMENT_PATH, ApiDoc::openapi())
+        .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_public_route_is_documented() {
+        let document = ApiDoc::openapi();
+        let mut paths: Vec<_> = document.paths.paths.keys().cloned().collect();
+        paths.sort();
+        assert_eq!(
+            paths,
+            vec![
+                "/api/checkout",
+                "/api/orders/{id}",
+                "/api/orders/{id}/status",
+                "/api/orders/{id}/timeline",
+                "/api/products",
+                "/api/products/{id}",
+            ]
+        );
+    }
+}

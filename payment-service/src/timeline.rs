@@ -1,0 +1,39 @@
+//! payment-service's part of an order's timeline (`GET /timeline/{id}`; see
+//! `common::timeline`): the payment made or declined, its event published,
+//! and any retry or dead-lettering of the order event.
+
+use common::{
+    api::TimelineStep,
+    timeline::{TimelineSource, recorded_steps, step},
+};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::{SERVICE, db};
+
+#[derive(Clone)]
+pub struct PaymentTimeline(pub PgPool);
+
+#[async_trait::async_trait]
+impl TimelineSource for PaymentTimeline {
+    async fn steps(&self, order_id: Uuid) -> sqlx::Result<Option<Vec<TimelineStep>>> {
+        let mut steps = recorded_steps(&self.0, SERVICE, order_id, true).await?;
+        if let Some(payment) = db::find_payment(&self.0, order_id).await? {
+            let outcome = payment
+                .transaction_id
+                .or(payment.failure_reason)
+                .unwrap_or_default();
+            let detail = match payment.attempts {
+                ..=1 => outcome,
+                attempts => format!("{outcome} (attempt {attempts})"),
+            };
+            steps.push(step(
+                payment.processed_at,
+                SERVICE,
+                &format!("payment.{}", payment.status),
+                detail,
+            ));
+        }
+        Ok(Some(steps))
+    }
+}
