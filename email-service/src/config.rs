@@ -36,7 +36,7 @@ pub struct SmtpSettings {
     /// `SMTP_TIMEOUT_MS`, default 10000: the TCP connect timeout, and a third
     /// of the limit on a whole send (see `smtp::Mailer`). lettre's default is
     /// 60 s, long enough for a server that accepts TCP and never answers to
-    /// hold a delivery (and its email_log row lock) for minutes.
+    /// hold a delivery (and its claim on the email_log row) for minutes.
     pub timeout: Duration,
 }
 
@@ -67,15 +67,10 @@ impl Settings {
     pub fn from_env() -> Result<Self, ConfigError> {
         // Email retries span minutes, so an SMTP outage of a few minutes never
         // parks mail; after the last tier (about 6 minutes in all) it is parked.
-        let amqp = AmqpSettings::from_env(20, &[10_000, 60_000, 300_000])?;
-        let mut database = DatabaseSettings::from_env("email_db")?;
-        // Each in-flight email holds a connection (and its email_log row lock)
-        // while the SMTP server answers, so the pool must outgrow the prefetch
-        // or deliveries would time out waiting for a connection. An explicit
-        // DATABASE_MAX_CONNECTIONS is respected.
-        if config::var("DATABASE_MAX_CONNECTIONS")?.is_none() {
-            database.max_connections = u32::from(amqp.prefetch) + 2;
-        }
+        // No database connection is held while SMTP answers (handler.rs), so
+        // the concurrency is bounded by what the SMTP server takes.
+        let amqp = AmqpSettings::from_env(50, &[10_000, 60_000, 300_000])?;
+        let database = DatabaseSettings::from_env("email_db")?;
         Ok(Self {
             bind_addr: config::parse_or("BIND_ADDR", SocketAddr::from(([0, 0, 0, 0], 8003)))?,
             database,

@@ -1,30 +1,36 @@
 //! `payment.payment.processed` in, exactly one email per order out.
 //!
-//! One transaction per delivery, around the SMTP send:
+//! Three short steps per delivery, none holding a database connection while
+//! the SMTP server answers (so email concurrency is bounded by SMTP, not by
+//! the connection pool):
 //!
-//! 1. `INSERT … ON CONFLICT DO NOTHING` a `'sending'` row for the order, then
-//!    `SELECT … FOR UPDATE` it. The row lock serialises duplicates of the same
-//!    order, even on two replicas at once: the second waits until the first
-//!    has committed, and then sees its outcome.
-//! 2. Already `'sent'` ⇒ commit and ack: a duplicate (a redelivery, or the
-//!    payment event published twice, W3/W4).
-//! 3. Otherwise send over SMTP while holding the lock, then mark `'sent'` and
-//!    commit. A 5xx marks it `'failed'` and parks the message; any other
-//!    failure records the attempt and retries it through the retry tiers. A
-//!    `'failed'` row is tried again when its message comes back: that is how
-//!    a parked message is replayed once the cause (say, the mailbox) is fixed.
+//! 1. **Claim** the order's `email_log` row for a lease (`db::claim`, one
+//!    statement): insert it as `'sending'`, or take over one that is not
+//!    `'sent'` and whose lease has run out. Already `'sent'` ⇒ a duplicate
+//!    (a redelivery, or the payment event published twice, W3/W4): ack.
+//!    Held by another delivery's live lease (a duplicate on another replica,
+//!    sending right now) ⇒ come back later (`Unavailable`: the first retry
+//!    tier, without spending the retry budget); by then it is `'sent'`.
+//! 2. **Send** over SMTP, bounded by the mailer's send timeout, which the
+//!    lease outlasts, so no second claimant can start while this one may
+//!    still be talking to the server.
+//! 3. **Record** the outcome, which releases the lease: `'sent'`; `'failed'`
+//!    on a 5xx (and the message is parked); on any other failure the attempt
+//!    is counted and the message retried through the tiers. A `'failed'` row
+//!    is claimed again when its message comes back: that is how a parked
+//!    message is replayed once the cause (say, the mailbox) is fixed.
 //!
 //! The one window left (W6 in failure-windows.md, S5 in the matrix): the SMTP
 //! server has accepted the mail, and the process dies — or the database
-//! fails — before the commit. The row goes back to its previous state, the
-//! broker redelivers and the mail is sent again. SMTP has no two-phase commit,
-//! so no design closes it; it is bounded to the milliseconds between the
-//! server's `250` and our `COMMIT`, and both copies carry the same
+//! fails — before step 3. The lease runs out, the broker's redelivery claims
+//! the row again and the mail is sent a second time. SMTP has no two-phase
+//! commit, so no design closes it; it is bounded to the milliseconds between
+//! the server's `250` and our `UPDATE`, and both copies carry the same
 //! `Message-ID` (derived from the order), so mail clients show one.
 //!
 //! Anything that makes the event unusable as an email (an invalid address, a
-//! nonsensical order line) is found before the transaction starts and parks
-//! the message at once.
+//! nonsensical order line) is found before the claim and parks the message
+//! at once.
 
 use common::{
     events::PaymentProcessed,
@@ -34,7 +40,7 @@ use sqlx::PgPool;
 
 use crate::{
     SERVICE,
-    db::{self, NewEmail},
+    db::{self, Claim, NewEmail},
     email::Composer,
     smtp::{Mailer, SendError},
 };
@@ -57,7 +63,6 @@ impl Handler<PaymentProcessed> for EmailHandler {
         let kind = email.kind.as_str();
         let recipient = email.recipient.to_string();
 
-        let mut tx = self.pool.begin().await?;
         let new = NewEmail {
             order_id,
             event_id: event.event_id,
@@ -65,14 +70,20 @@ impl Handler<PaymentProcessed> for EmailHandler {
             kind,
             message_id: &email.message_id,
         };
-        db::insert_sending(&mut tx, &new).await?;
-        let row = db::lock_email(&mut tx, order_id).await?;
-        if row.status == "sent" {
-            tx.commit().await?;
-            metrics::counter!("duplicate_deliveries_total", "consumer" => SERVICE).increment(1);
-            tracing::info!(%order_id, event_id = %event.event_id, "email already sent; duplicate delivery ignored");
-            return Ok(());
-        }
+        let attempts = match db::claim(&self.pool, &new, self.mailer.lease()).await? {
+            Claim::Taken { attempts } => attempts,
+            Claim::AlreadySent => {
+                metrics::counter!("duplicate_deliveries_total", "consumer" => SERVICE).increment(1);
+                tracing::info!(%order_id, event_id = %event.event_id, "email already sent; duplicate delivery ignored");
+                return Ok(());
+            }
+            Claim::HeldElsewhere => {
+                return Err(HandlerError::Unavailable(
+                    "another delivery of this order's email is being sent; checking again later"
+                        .into(),
+                ));
+            }
+        };
 
         let masked = mask(&recipient);
         let started = std::time::Instant::now();
@@ -86,17 +97,15 @@ impl Handler<PaymentProcessed> for EmailHandler {
             .record(started.elapsed().as_secs_f64());
         match sent {
             Ok(()) => {
-                // W6: from here until the commit a crash means a second email
-                // (same Message-ID) after redelivery; see the module docs.
-                db::mark_sent(&mut tx, order_id).await?;
-                tx.commit().await?;
+                // W6: from here until the row says 'sent' a crash means a
+                // second email (same Message-ID) after redelivery; see above.
+                db::mark_sent(&self.pool, order_id).await?;
                 metrics::counter!("emails_total", "kind" => kind, "status" => "sent").increment(1);
-                tracing::info!(%order_id, kind, recipient = %masked, attempts = row.attempts + 1, "email sent");
+                tracing::info!(%order_id, kind, recipient = %masked, attempts = attempts + 1, "email sent");
                 Ok(())
             }
             Err(SendError::Permanent(reason)) => {
-                db::mark_failed(&mut tx, order_id, &reason).await?;
-                tx.commit().await?;
+                db::mark_failed(&self.pool, order_id, &reason).await?;
                 metrics::counter!("emails_total", "kind" => kind, "status" => "failed")
                     .increment(1);
                 tracing::error!(%order_id, kind, recipient = %masked, reason = %reason, "SMTP server refused the email for good");
@@ -104,8 +113,7 @@ impl Handler<PaymentProcessed> for EmailHandler {
             }
             Err(error @ (SendError::Transient(_) | SendError::Unreachable(_))) => {
                 let reason = error.to_string();
-                db::record_transient_failure(&mut tx, order_id, &reason).await?;
-                tx.commit().await?;
+                db::record_transient_failure(&self.pool, order_id, &reason).await?;
                 metrics::counter!("emails_total", "kind" => kind, "status" => "deferred")
                     .increment(1);
                 Err(match error {

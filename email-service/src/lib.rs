@@ -8,8 +8,8 @@
 //! a plain-text and an HTML part and a `Message-ID` derived from the order.
 //!
 //! It publishes nothing, so it has no outbox. "Exactly one email per order" is
-//! the `email_log` row of the order, locked for the SMTP conversation and
-//! marked sent in the same transaction (see [`handler`] for the one window
+//! the `email_log` row of the order, claimed for a lease before the SMTP
+//! conversation and marked sent after it (see [`handler`] for the one window
 //! left open, W6). An SMTP outage is retried through the retry tiers (10 s,
 //! 60 s, 5 min by default); a mail the server refuses for good (5xx) is parked.
 //!

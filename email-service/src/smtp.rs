@@ -41,7 +41,7 @@ pub enum SendError {
 /// - Its `timeout` bounds only the TCP connect; reads have no timeout (the
 ///   blocking transport sets socket timeouts, the async one does not), so a
 ///   server that accepts and then stalls would hold the delivery — and its
-///   email_log row lock — forever. Every send is therefore bounded as a whole
+///   claim on the email_log row — forever. Every send is therefore bounded as a whole
 ///   by `send_timeout` (3 × `SMTP_TIMEOUT_MS`, 30 s by default: generous, since
 ///   giving up after the final `.` risks a W6 duplicate).
 /// - Cancelling a send that way drops the connection mid-conversation, and
@@ -82,6 +82,13 @@ impl Mailer {
             transport: builder.build(),
             send_timeout: settings.timeout * 3,
         })
+    }
+
+    /// How long a delivery claims an order's email (`db::claim`): twice the
+    /// longest a send can take, so a claim never runs out while its send may
+    /// still be in progress (which would let a duplicate send a second copy).
+    pub fn lease(&self) -> Duration {
+        self.send_timeout * 2
     }
 
     pub async fn send(&self, message: &Message) -> Result<(), SendError> {

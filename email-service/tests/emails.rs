@@ -178,6 +178,47 @@ async fn two_replicas_receiving_copies_of_one_event_at_once_send_exactly_one_ema
 }
 
 #[tokio::test]
+async fn an_email_claimed_by_a_delivery_that_died_is_sent_once_its_lease_has_run_out() {
+    // Arrange: a claim left behind by a replica killed mid-send, live for
+    // another 1.5 s (as db::claim leaves it, before the SMTP conversation).
+    let mut sink = SmtpSink::start().await;
+    let app = TestApp::spawn(sink.port).await;
+    let event = completed("test@example.com");
+    let lease_end: chrono::DateTime<chrono::Utc> = sqlx::query_scalar(
+        "INSERT INTO email_log (order_id, event_id, recipient, kind, status, message_id, claimed_until) \
+         VALUES ($1, $2, 'test@example.com', 'confirmation', 'sending', 'x', now() + interval '1.5 seconds') \
+         RETURNING claimed_until",
+    )
+    .bind(event.order_id)
+    .bind(event.event_id)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+
+    // Act: the broker redelivers the event.
+    app.publish(&event).await;
+
+    // Assert: the live claim is respected (the delivery comes back later),
+    // then taken over: one email, sent after the lease ended.
+    let emails = sink.wait_for(1, WAIT).await;
+    assert_eq!(emails.len(), 1);
+    let row = app
+        .wait_for_log(event.order_id, "email sent", |r| r.status == "sent")
+        .await;
+    assert!(
+        row.sent_at.unwrap() >= lease_end,
+        "sent at {:?}, while the lease held until {lease_end}",
+        row.sent_at
+    );
+    assert_eq!(row.claimed_until, None, "the lease is released");
+    assert!(
+        app.processed("retried") >= 1,
+        "came back while the claim was live"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn malformed_messages_and_bad_addresses_are_parked_at_once_and_the_next_good_one_is_emailed()
 {
     let mut sink = SmtpSink::start().await;

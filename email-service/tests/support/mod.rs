@@ -50,13 +50,7 @@ struct Replica {
 /// a fresh database, a unique queue prefix and fast retries (200/400/800 ms).
 pub fn settings(smtp_port: u16) -> Settings {
     let database = testing::fresh_database("email");
-    let mut amqp = testing::fresh_amqp();
-    // Each in-flight email holds a database connection while SMTP answers, so
-    // the prefetch stays below the (small, shared-server) test pool, as
-    // `Settings::from_env` ensures in production.
-    amqp.prefetch = u16::try_from(database.max_connections.saturating_sub(1))
-        .unwrap_or(1)
-        .max(1);
+    let amqp = testing::fresh_amqp();
     Settings {
         bind_addr: "127.0.0.1:0".parse().unwrap(),
         database,
