@@ -3,6 +3,8 @@
 
 use std::{sync::Arc, time::Duration};
 
+use anyhow::Context;
+
 use common::{
     events::PaymentProcessed,
     health::{Flag, PostgresCheck, Readiness},
@@ -13,17 +15,18 @@ use common::{
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use crate::timeline::OrderTimeline;
 use crate::{
     SERVICE, Settings,
     handler::PaymentResultHandler,
     routes::{self, AppState},
 };
+use crate::{catalog::Catalog, timeline::OrderTimeline};
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 
 pub struct Application {
     foundation: Foundation,
+    catalog: Catalog,
 }
 
 impl Application {
@@ -38,7 +41,13 @@ impl Application {
             settings.amqp.clone(),
         )
         .await?;
-        Ok(Self { foundation })
+        let catalog = Catalog::load(&foundation.pool)
+            .await
+            .context("cannot read the catalog")?;
+        Ok(Self {
+            foundation,
+            catalog,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -59,6 +68,7 @@ impl Application {
                     pool,
                     broker,
                 },
+            catalog,
         } = self;
         let relay = broker.relay(pool.clone());
         let retention_pool = pool.clone();
@@ -75,8 +85,10 @@ impl Application {
         );
         let consumer = consumer.with_journal(Journal::new(pool.clone(), SERVICE));
         let timeline = common::timeline::router(OrderTimeline(pool.clone()));
+        let catalog_pool = pool.clone();
         let api = routes::router(AppState {
             pool,
+            catalog: catalog.clone(),
             relay: relay.notifier(),
         })
         .merge(timeline);
@@ -91,6 +103,9 @@ impl Application {
         });
         tasks.intake("consumer", move |stop| consumer.run(stop));
         tasks.background("outbox-relay", move |stop| relay.run(stop));
+        tasks.background("catalog", move |stop| {
+            catalog.keep_fresh(catalog_pool, stop)
+        });
         tasks.background("retention", move |stop| {
             retention::run(
                 retention_pool,

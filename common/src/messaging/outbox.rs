@@ -45,21 +45,48 @@ use crate::events::Event;
 /// Writes `event` to the outbox inside the caller's transaction, with the
 /// trace context of the current span (published as the `traceparent` header).
 pub async fn enqueue<E: Event>(tx: &mut PgConnection, event: &E) -> sqlx::Result<()> {
-    let payload = serde_json::to_string(event).expect("events always serialise");
-    let traceparent = crate::trace_context::current().map(|t| t.to_string());
+    let row = OutboxRow::of(event);
     sqlx::query(
         "INSERT INTO outbox (id, routing_key, event_type, correlation_id, payload, traceparent) \
          VALUES ($1, $2, $3, $4, $5, $6)",
     )
-    .bind(event.event_id())
-    .bind(E::ROUTING_KEY)
-    .bind(E::EVENT_TYPE)
-    .bind(event.order_id())
-    .bind(payload)
-    .bind(traceparent)
+    .bind(row.id)
+    .bind(row.routing_key)
+    .bind(row.event_type)
+    .bind(row.correlation_id)
+    .bind(row.payload)
+    .bind(row.traceparent)
     .execute(tx)
     .await?;
     Ok(())
+}
+
+/// The columns of one outbox row, as [`enqueue`] writes them, for a service
+/// that writes its event in the same statement as its business rows (one
+/// round trip instead of a transaction of several; see order-service's
+/// `insert_order_with_event`).
+#[derive(Debug, Clone)]
+pub struct OutboxRow {
+    pub id: Uuid,
+    pub routing_key: &'static str,
+    pub event_type: &'static str,
+    pub correlation_id: Uuid,
+    pub payload: String,
+    /// The trace context of the current span, if any.
+    pub traceparent: Option<String>,
+}
+
+impl OutboxRow {
+    pub fn of<E: Event>(event: &E) -> Self {
+        Self {
+            id: event.event_id(),
+            routing_key: E::ROUTING_KEY,
+            event_type: E::EVENT_TYPE,
+            correlation_id: event.order_id(),
+            payload: serde_json::to_string(event).expect("events always serialise"),
+            traceparent: crate::trace_context::current().map(|t| t.to_string()),
+        }
+    }
 }
 
 #[derive(Debug, sqlx::FromRow)]

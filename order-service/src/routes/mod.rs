@@ -18,11 +18,15 @@ use axum::{
     routing::{get, post},
 };
 use sqlx::PgPool;
+
+use crate::catalog::Catalog;
 use tokio::sync::Notify;
 
 #[derive(Clone)]
 pub struct AppState {
     pub pool: PgPool,
+    /// Prices and names for checkouts, and the `/products` answers.
+    pub catalog: Catalog,
     /// Wakes the outbox relay after an order is committed.
     pub relay: Arc<Notify>,
 }

@@ -13,7 +13,7 @@ use chrono::{SubsecRound, Utc};
 use common::{
     checkout::{CheckoutRequest, parse_checkout},
     events::{Event, OrderCreated, OrderCreatedItem, SCHEMA_VERSION},
-    messaging::outbox,
+    messaging::outbox::OutboxRow,
 };
 use uuid::Uuid;
 
@@ -27,8 +27,9 @@ use crate::{
     error::ApiError,
 };
 
-/// `POST /orders`: validate, price, and store order + lines + event (and the
-/// answer, under an `Idempotency-Key`) in one transaction. The event is
+/// `POST /orders`: validate, price from the in-memory catalog, and store
+/// order + lines + event in one statement (with the answer, under an
+/// `Idempotency-Key`, in one transaction). The event is
 /// published by the relay after commit, never here: a crash at any point
 /// leaves either nothing or the order *and* its event.
 pub async fn create_order(
@@ -49,17 +50,17 @@ pub async fn create_order(
         return replay(stored, &fingerprint);
     }
 
-    let ids: Vec<i64> = request.items.iter().map(|i| i.product_id).collect();
-    let catalog = db::products::find_products(&state.pool, &ids).await?;
-    let priced = price_order(&request, &catalog)?;
+    let catalog = state.catalog.snapshot();
+    let priced = price_order(&request, &catalog.by_id)?;
 
     let order_id = Uuid::new_v4();
     // PostgreSQL keeps microseconds: the answer must equal what a read returns.
     let created_at = Utc::now().trunc_subsecs(6);
     let duration_ms = (started.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0;
     let order = order::pending_order(order_id, &request, &priced, created_at, duration_ms);
-    let event = order_created_event(order_id, &request, &priced, created_at);
-    let mut tx = state.pool.begin().await?;
+    let event = OutboxRow::of(&order_created_event(
+        order_id, &request, &priced, created_at,
+    ));
     let new_order = NewOrder {
         id: order_id,
         user_id: request.user_id,
@@ -68,30 +69,37 @@ pub async fn create_order(
         created_at,
         processing_duration_ms: duration_ms,
     };
-    db::orders::insert_order(&mut tx, &new_order).await?;
-    db::orders::insert_order_lines(&mut tx, order_id, &priced).await?;
-    outbox::enqueue(&mut tx, &event).await?;
-    if let Some(key) = key {
-        let answer = StoredAnswer {
-            request: fingerprint.clone(),
-            response_status: 201,
-            response_body: serde_json::to_string(&order).expect("an order serialises"),
-            order_id,
-        };
-        if !db::idempotency::insert_answer(&mut tx, request.user_id, key, &answer).await? {
-            // A concurrent request with this key won: drop this order, answer theirs.
-            tx.rollback().await?;
-            let stored = db::idempotency::find_answer(&state.pool, request.user_id, key)
-                .await?
-                .ok_or_else(|| anyhow::anyhow!("idempotency key taken but not found"))?;
-            return replay(stored, &fingerprint);
-        }
+    let Some(key) = key else {
+        // One statement, so one round trip and its own commit.
+        db::orders::insert_order_with_event(&state.pool, &new_order, &event).await?;
+        return Ok(accepted(&state, order_id, &priced, order));
+    };
+    let mut tx = state.pool.begin().await?;
+    db::orders::insert_order_with_event(&mut *tx, &new_order, &event).await?;
+    let answer = StoredAnswer {
+        request: fingerprint.clone(),
+        response_status: 201,
+        response_body: serde_json::to_string(&order).expect("an order serialises"),
+        order_id,
+    };
+    if !db::idempotency::insert_answer(&mut tx, request.user_id, key, &answer).await? {
+        // A concurrent request with this key won: drop this order, answer theirs.
+        tx.rollback().await?;
+        let stored = db::idempotency::find_answer(&state.pool, request.user_id, key)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("idempotency key taken but not found"))?;
+        return replay(stored, &fingerprint);
     }
     tx.commit().await?;
+    Ok(accepted(&state, order_id, &priced, order))
+}
+
+/// The order is committed: wake the relay and answer `201`.
+fn accepted(state: &AppState, order_id: Uuid, priced: &PricedOrder, order: Order) -> Response {
     state.relay.notify_one();
     metrics::counter!("orders_created_total").increment(1);
     tracing::info!(%order_id, total = %priced.total, items = priced.lines.len(), "order created");
-    Ok(created(order_id, Json(order).into_response(), false))
+    created(order_id, Json(order).into_response(), false)
 }
 
 /// The first answer again, if the request is the same one.

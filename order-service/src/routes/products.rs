@@ -1,13 +1,15 @@
+//! The catalog, answered from memory ([`crate::catalog`]).
+
 use axum::{
     Json,
     extract::{Path, State},
 };
 
 use super::AppState;
-use crate::{db, domain::pricing::Product, error::ApiError};
+use crate::{domain::pricing::Product, error::ApiError};
 
-pub async fn list_products(State(state): State<AppState>) -> Result<Json<Vec<Product>>, ApiError> {
-    Ok(Json(db::products::list_products(&state.pool).await?))
+pub async fn list_products(State(state): State<AppState>) -> Json<Vec<Product>> {
+    Json(state.catalog.snapshot().listing.clone())
 }
 
 pub async fn get_product(
@@ -19,8 +21,12 @@ pub async fn get_product(
         .ok()
         .filter(|id| *id > 0)
         .ok_or_else(|| ApiError::BadRequest("product id must be a positive integer".into()))?;
-    db::products::find_product(&state.pool, id)
-        .await?
+    state
+        .catalog
+        .snapshot()
+        .by_id
+        .get(&id)
+        .cloned()
         .map(Json)
         .ok_or_else(|| ApiError::NotFound(format!("no product {id}")))
 }

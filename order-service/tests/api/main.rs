@@ -1,3 +1,4 @@
+mod catalog;
 mod database_outage;
 mod helpers;
 mod orders;
