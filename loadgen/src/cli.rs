@@ -87,6 +87,12 @@ pub struct AuditArgs {
     #[arg(long, env = "LOADGEN_MAIL_API")]
     pub mail_api: Option<String>,
 
+    /// Run an SMTP server here (`127.0.0.1:1025`) for the services to deliver
+    /// to, and audit what it received: no catcher, and no catcher's CPU,
+    /// inside the measurement. Excludes --mail-api.
+    #[arg(long, env = "LOADGEN_SMTP_SINK", conflicts_with = "mail_api")]
+    pub smtp_sink: Option<std::net::SocketAddr>,
+
     /// Which catcher --mail-api is (auto tries MailHog's API, then MailDev's).
     #[arg(long, value_enum, default_value_t = MailApiKind::Auto)]
     pub mail_api_kind: MailApiKind,

@@ -15,10 +15,11 @@ pub mod drive;
 pub mod mail;
 pub mod orders;
 pub mod report;
+pub mod sink;
 pub mod stats;
 pub mod timing;
 
-use std::io::Write as _;
+use std::{io::Write as _, sync::Arc};
 
 use crate::{
     audit::{Audit, AuditPlan, Databases},
@@ -26,6 +27,7 @@ use crate::{
     drive::{Run, Target},
     mail::Mailbox,
     orders::OrderPlan,
+    sink::SmtpSink,
 };
 
 /// What one invocation measured and found.
@@ -54,6 +56,15 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
         true => None,
         false => Some(Databases::connect(&args.audit).await?),
     };
+    // Listening before the first checkout, so no mail finds the port closed.
+    let sink = match args.audit.smtp_sink {
+        Some(addr) => {
+            let sink = Arc::new(SmtpSink::start(addr).await?);
+            eprintln!("SMTP sink listening on {}", sink.addr());
+            Some(sink)
+        }
+        None => None,
+    };
     eprintln!("run {}: emails {}", plan.tag, plan.email(0));
     let target = Target::new(&args.url, args.timeout, plan)?;
     let run = drive::drive(target, mode, limits, args.max_in_flight).await;
@@ -61,9 +72,10 @@ pub async fn run(args: &Args) -> anyhow::Result<Outcome> {
     let audit = match dbs {
         None => None,
         Some(dbs) => {
-            let mailbox = match &args.audit.mail_api {
-                Some(url) => Some(Mailbox::api(url, args.audit.mail_api_kind)?),
-                None => None,
+            let mailbox = match (&args.audit.mail_api, &sink) {
+                (Some(url), _) => Some(Mailbox::api(url, args.audit.mail_api_kind)?),
+                (None, Some(sink)) => Some(Mailbox::Sink(sink.clone())),
+                (None, None) => None,
             };
             let audit_plan = AuditPlan {
                 email_pattern,

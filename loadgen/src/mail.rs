@@ -1,12 +1,15 @@
-//! What the SMTP catcher received: MailHog (`GET /api/v2/messages`) or
-//! MailDev (`GET /email`), reduced to the order id in each subject
+//! What the SMTP catcher received: MailHog (`GET /api/v2/messages`),
+//! MailDev (`GET /email`) or the load generator's own SMTP server
+//! ([`crate::sink`]), reduced to the order id in each subject
 //! (`Order Confirmation - Order #<id>`, `Payment Failed - Order #<id>`).
+
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::cli::MailApiKind;
+use crate::{cli::MailApiKind, sink::SmtpSink};
 
 /// Where the delivered messages are read from.
 #[derive(Debug, Clone)]
@@ -17,6 +20,8 @@ pub enum Mailbox {
         base: String,
         kind: MailApiKind,
     },
+    /// The load generator's own SMTP server (`--smtp-sink`).
+    Sink(Arc<SmtpSink>),
     /// Subjects collected some other way (an in-process SMTP server).
     Subjects(Vec<String>),
 }
@@ -35,6 +40,7 @@ impl Mailbox {
     pub async fn subjects(&self) -> anyhow::Result<Vec<String>> {
         match self {
             Self::Subjects(subjects) => Ok(subjects.clone()),
+            Self::Sink(sink) => sink.subjects(),
             Self::Api { http, base, kind } => match kind {
                 MailApiKind::Mailhog => mailhog(http, base).await,
                 MailApiKind::Maildev => maildev(http, base).await,
