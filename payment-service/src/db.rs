@@ -1,8 +1,9 @@
 //! The payments table: one SQL statement per function.
 
 use chrono::{DateTime, Utc};
+use common::messaging::outbox::OutboxRow;
 use rust_decimal::Decimal;
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgPool;
 use uuid::Uuid;
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -20,12 +21,44 @@ pub struct Payment {
     pub processed_at: DateTime<Utc>,
 }
 
-/// Inserts `payment` unless the order already has one; `true` when inserted.
-pub async fn insert_payment(tx: &mut PgConnection, payment: &Payment) -> sqlx::Result<bool> {
-    let inserted = sqlx::query(
-        "INSERT INTO payments (id, order_id, user_id, amount, currency, status, transaction_id, \
-         failure_reason, source_event_id, attempts, processed_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (order_id) DO NOTHING",
+/// What [`record_payment`] found and did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// The payment and its event are stored.
+    Stored,
+    /// The order had a payment already (from another event for it).
+    AlreadyPaid,
+    /// This event was processed before (the inbox has it): nothing changed.
+    Duplicate,
+}
+
+/// Stores the payment and its `payment.payment.processed` outbox row in one
+/// statement (its own transaction), idempotent twice over: the event id goes
+/// into the inbox (`processed_messages`) in the same statement, and
+/// `payments.order_id` is unique. So the event exists exactly when the
+/// payment does, and a redelivery or a second event for the order stores
+/// nothing.
+pub async fn record_payment(
+    pool: &PgPool,
+    consumer: &str,
+    message_id: Uuid,
+    payment: &Payment,
+    event: &OutboxRow,
+) -> sqlx::Result<Recorded> {
+    let (first, stored): (bool, bool) = sqlx::query_as(
+        "WITH first_delivery AS ( \
+           INSERT INTO processed_messages (consumer, message_id) VALUES ($12, $13) \
+           ON CONFLICT DO NOTHING RETURNING 1 \
+         ), payment AS ( \
+           INSERT INTO payments (id, order_id, user_id, amount, currency, status, transaction_id, \
+                                 failure_reason, source_event_id, attempts, processed_at) \
+           SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 WHERE EXISTS (SELECT 1 FROM first_delivery) \
+           ON CONFLICT (order_id) DO NOTHING RETURNING 1 \
+         ), event AS ( \
+           INSERT INTO outbox (id, routing_key, event_type, correlation_id, payload, traceparent) \
+           SELECT $14, $15, $16, $17, $18, $19 WHERE EXISTS (SELECT 1 FROM payment) \
+         ) \
+         SELECT EXISTS (SELECT 1 FROM first_delivery), EXISTS (SELECT 1 FROM payment)",
     )
     .bind(payment.id)
     .bind(payment.order_id)
@@ -38,10 +71,21 @@ pub async fn insert_payment(tx: &mut PgConnection, payment: &Payment) -> sqlx::R
     .bind(payment.source_event_id)
     .bind(payment.attempts)
     .bind(payment.processed_at)
-    .execute(tx)
-    .await?
-    .rows_affected();
-    Ok(inserted == 1)
+    .bind(consumer)
+    .bind(message_id)
+    .bind(event.id)
+    .bind(event.routing_key)
+    .bind(event.event_type)
+    .bind(event.correlation_id)
+    .bind(&event.payload)
+    .bind(&event.traceparent)
+    .fetch_one(pool)
+    .await?;
+    Ok(match (first, stored) {
+        (false, _) => Recorded::Duplicate,
+        (true, false) => Recorded::AlreadyPaid,
+        (true, true) => Recorded::Stored,
+    })
 }
 
 /// Whether the order already has a payment.

@@ -1,10 +1,11 @@
 //! `order.order.created` in, exactly one payment out.
 //!
-//! Idempotent in two layers, both inside the transaction that stores the
-//! payment: the inbox row for the event id (a republished or redelivered event
-//! is a no-op) and `payments.order_id UNIQUE` (no second payment for an order,
-//! whatever the event). The `payment.payment.processed` event is written to the
-//! outbox in that same transaction, so it exists exactly when the payment does.
+//! Idempotent in two layers, both in the one statement that stores the
+//! payment ([`db::record_payment`]): the inbox row for the event id (a
+//! republished or redelivered event is a no-op) and `payments.order_id
+//! UNIQUE` (no second payment for an order, whatever the event). The
+//! `payment.payment.processed` event is written to the outbox in that same
+//! statement, so it exists exactly when the payment does.
 //!
 //! A cheap check before calling the provider skips the (slow, simulated)
 //! charge for orders already paid, e.g. after a crash between commit and ack.
@@ -16,7 +17,7 @@ use common::{
     events::{Event, OrderCreated, PaymentProcessed, PaymentStatus, SCHEMA_VERSION},
     messaging::{
         consumer::{Handler, HandlerError, Incoming},
-        inbox, outbox,
+        outbox::OutboxRow,
     },
 };
 use sqlx::PgPool;
@@ -25,7 +26,7 @@ use uuid::Uuid;
 
 use crate::{
     SERVICE,
-    db::{self, Payment},
+    db::{self, Payment, Recorded},
     provider::{Charge, Provider},
 };
 
@@ -53,17 +54,16 @@ impl Handler<OrderCreated> for PaymentHandler {
             .map_err(HandlerError::transient)?;
         let (payment, event) = payment_and_event(order, &charge, message.attempt);
 
-        let mut tx = self.pool.begin().await?;
-        if !inbox::first_delivery(&mut tx, SERVICE, order.event_id()).await? {
-            return Ok(()); // processed meanwhile by another delivery
+        let row = OutboxRow::of(&event);
+        match db::record_payment(&self.pool, SERVICE, order.event_id(), &payment, &row).await? {
+            Recorded::Stored => self.relay.notify_one(),
+            Recorded::Duplicate | Recorded::AlreadyPaid => {
+                // Processed meanwhile by another delivery, or another replica
+                // paid this order first.
+                metrics::counter!("duplicate_deliveries_total", "consumer" => SERVICE).increment(1);
+                return Ok(());
+            }
         }
-        if !db::insert_payment(&mut tx, &payment).await? {
-            metrics::counter!("duplicate_deliveries_total", "consumer" => SERVICE).increment(1);
-            return Ok(()); // another replica paid this order first
-        }
-        outbox::enqueue(&mut tx, &event).await?;
-        tx.commit().await?;
-        self.relay.notify_one();
 
         let reason = charge_reason(&charge);
         metrics::counter!("payments_total", "status" => payment.status.clone(), "reason" => reason)
