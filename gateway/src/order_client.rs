@@ -11,6 +11,16 @@
 //! | any other status, a body that is not JSON, a broken connection | 502 problem |
 //! | (too many calls already in flight, none finished within 1 s) | 503 problem, nothing sent |
 //!
+//! A failed call is sent once more, 50 ms later, when that cannot do harm:
+//! after a failure to connect (nothing reached order-service) for every
+//! call; after a broken connection for reads; and after a timeout or a
+//! broken connection for a checkout that carries an `Idempotency-Key`,
+//! because order-service answers a repeated key with the first order (or
+//! waits for it) instead of making a second one. A checkout without a key is
+//! never sent twice once it may have arrived: the client gets the 504 or 502
+//! and decides. Each attempt has the whole `ORDER_SERVICE_TIMEOUT_MS`, so a
+//! keyed checkout may take up to twice that before its 504.
+//!
 //! 5xx problems carry the request id and nothing about the cause, which is
 //! logged here at error level.
 
@@ -114,7 +124,11 @@ impl OrderClient {
         if let Some(key) = idempotency_key {
             request = request.header("idempotency-key", key.clone());
         }
-        self.send("create_order", request, request_id).await
+        let retry = match idempotency_key {
+            Some(_) => Retry::Idempotent,
+            None => Retry::IfNothingWasSent,
+        };
+        self.send("create_order", request, retry, request_id).await
     }
 
     /// `GET /orders/{id}`.
@@ -124,7 +138,8 @@ impl OrderClient {
         request_id: Option<&str>,
     ) -> Result<Upstream, ApiError> {
         let request = self.http.get(self.url(&format!("/orders/{id}")));
-        self.send("get_order", request, request_id).await
+        self.send("get_order", request, Retry::Reads, request_id)
+            .await
     }
 
     /// `GET /orders/{id}/status`.
@@ -134,7 +149,8 @@ impl OrderClient {
         request_id: Option<&str>,
     ) -> Result<Upstream, ApiError> {
         let request = self.http.get(self.url(&format!("/orders/{id}/status")));
-        self.send("get_order_status", request, request_id).await
+        self.send("get_order_status", request, Retry::Reads, request_id)
+            .await
     }
 
     /// `GET /timeline/{id}`: order-service's part of the order's timeline.
@@ -144,13 +160,15 @@ impl OrderClient {
         request_id: Option<&str>,
     ) -> Result<Upstream, ApiError> {
         let request = self.http.get(self.url(&format!("/timeline/{id}")));
-        self.send("get_timeline", request, request_id).await
+        self.send("get_timeline", request, Retry::Reads, request_id)
+            .await
     }
 
     /// `GET /products`.
     pub async fn list_products(&self, request_id: Option<&str>) -> Result<Upstream, ApiError> {
         let request = self.http.get(self.url("/products"));
-        self.send("list_products", request, request_id).await
+        self.send("list_products", request, Retry::Reads, request_id)
+            .await
     }
 
     /// `GET /products/{id}`.
@@ -160,7 +178,8 @@ impl OrderClient {
         request_id: Option<&str>,
     ) -> Result<Upstream, ApiError> {
         let request = self.http.get(self.url(&format!("/products/{id}")));
-        self.send("get_product", request, request_id).await
+        self.send("get_product", request, Retry::Reads, request_id)
+            .await
     }
 
     fn url(&self, path: &str) -> String {
@@ -173,6 +192,7 @@ impl OrderClient {
         &self,
         operation: &'static str,
         request: reqwest::RequestBuilder,
+        retry: Retry,
         request_id: Option<&str>,
     ) -> Result<Upstream, ApiError> {
         let request = match request_id {
@@ -197,7 +217,22 @@ impl OrderClient {
             });
         };
         let started = Instant::now();
-        let result = exchange(request).await;
+        let again = request.try_clone();
+        let mut result = exchange(request).await;
+        if let (Err(failure), Some(again)) = (&result, again)
+            && retry.allows(failure)
+        {
+            metrics::counter!("gateway_upstream_retries_total", "operation" => operation)
+                .increment(1);
+            tracing::warn!(
+                operation,
+                request_id = request_id.unwrap_or("-"),
+                error = error_chain(failure),
+                "order-service call failed; sending it once more"
+            );
+            tokio::time::sleep(RETRY_PAUSE).await;
+            result = exchange(again).await;
+        }
         metrics::histogram!("gateway_upstream_request_duration_seconds", "operation" => operation)
             .record(started.elapsed().as_secs_f64());
         let outcome = match &result {
@@ -216,6 +251,36 @@ impl OrderClient {
             );
             failure.into_api_error(request_id.map(str::to_owned))
         })
+    }
+}
+
+/// The pause before the one retry: enough for a restarted order-service
+/// replica to be replaced in the pool, short enough to go unnoticed.
+const RETRY_PAUSE: Duration = Duration::from_millis(50);
+
+/// Which failed calls may be sent once more (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Retry {
+    /// A checkout without a key: only if it never reached order-service.
+    IfNothingWasSent,
+    /// Reads: also after a broken connection.
+    Reads,
+    /// A checkout with an `Idempotency-Key`: also after a timeout.
+    Idempotent,
+}
+
+impl Retry {
+    fn allows(self, failure: &Failure) -> bool {
+        match failure {
+            Failure::Unreachable(_) => true,
+            Failure::Transport(_) => matches!(self, Self::Reads | Self::Idempotent),
+            Failure::Timeout(_) => self == Self::Idempotent,
+            // An answer: order-service is up and said what it had to say.
+            Failure::Unavailable { .. }
+            | Failure::Status(_)
+            | Failure::NotJson { .. }
+            | Failure::TooLarge => false,
+        }
     }
 }
 

@@ -37,6 +37,9 @@ pub enum Upstream {
     UnknownProduct,
     /// Sleeps this long before answering.
     Slow(Duration),
+    /// Sleeps this long before answering the first checkout only, as a
+    /// stalled replica would; answers later calls at once.
+    SlowFirstCheckout(Duration),
     /// `500` with a body full of internals.
     Crashing,
     /// `503` with `Retry-After: 7`.
@@ -148,6 +151,19 @@ async fn answer(State(state): State<FakeState>, request: Request) -> Response {
         ),
         Upstream::Slow(delay) => {
             tokio::time::sleep(delay).await;
+            healthy(&state, &call)
+        }
+        Upstream::SlowFirstCheckout(delay) => {
+            let checkouts = state
+                .calls
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|c| c.path == "/orders")
+                .count();
+            if checkouts == 1 {
+                tokio::time::sleep(delay).await;
+            }
             healthy(&state, &call)
         }
         Upstream::Crashing => (

@@ -66,6 +66,51 @@ async fn a_slow_order_service_is_a_504_problem_after_the_timeout() {
 }
 
 #[tokio::test]
+async fn a_checkout_without_an_idempotency_key_that_times_out_is_never_sent_twice() {
+    let (app, upstream) = spawn_with(Upstream::SlowFirstCheckout(Duration::from_secs(5))).await;
+
+    failed_checkout(&app, 504).await;
+
+    let checkouts = upstream
+        .calls()
+        .iter()
+        .filter(|c| c.path == "/orders")
+        .count();
+    assert_eq!(checkouts, 1, "the order may exist: no second attempt");
+}
+
+#[tokio::test]
+async fn a_keyed_checkout_that_times_out_is_sent_once_more_with_the_same_key_and_answered() {
+    // Arrange: the first attempt stalls past the gateway's timeout.
+    let (app, upstream) = spawn_with(Upstream::SlowFirstCheckout(Duration::from_secs(5))).await;
+
+    // Act
+    let response = app
+        .client
+        .post(format!("{}/api/checkout", app.address))
+        .header("content-type", "application/json")
+        .header("idempotency-key", "retry-me-1")
+        .body(SEED_CHECKOUT)
+        .send()
+        .await
+        .unwrap();
+
+    // Assert: answered by the second attempt, which carried the same key (so
+    // order-service answers it with the first attempt's order, never a second).
+    assert_eq!(response.status(), 201);
+    let checkouts: Vec<_> = upstream
+        .calls()
+        .into_iter()
+        .filter(|c| c.path == "/orders")
+        .collect();
+    assert_eq!(checkouts.len(), 2);
+    for call in &checkouts {
+        assert_eq!(call.headers["idempotency-key"], "retry-me-1");
+        assert_eq!(call.body, checkouts[0].body, "the same checkout");
+    }
+}
+
+#[tokio::test]
 async fn an_order_service_500_is_a_502_problem_with_the_request_id_and_no_internals() {
     let (app, _upstream) = spawn_with(Upstream::Crashing).await;
 
