@@ -130,7 +130,11 @@ where
     tracing_subscriber::fmt::layer()
         .json()
         .flatten_event(true)
+        // The innermost span's fields (request id, queue, message and
+        // correlation ids), not the list of every enclosing span: that list
+        // repeated them and cost a fifth of the CPU of a logged request.
         .with_current_span(true)
+        .with_span_list(false)
         .with_writer(writer)
         .map_event_format(WithTraceIds)
 }
