@@ -1,8 +1,8 @@
 //! The email_log table: one SQL statement per function.
 
-use chrono::{DateTime, Utc};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -32,7 +32,7 @@ pub struct NewEmail<'a> {
     pub message_id: &'a str,
 }
 
-/// What a claim found when it could not take the row.
+/// What [`claim`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Claim {
     /// The row is ours until the lease ends: send, then record the outcome.
