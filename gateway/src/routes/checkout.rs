@@ -45,7 +45,8 @@ const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
     description = "Prices the items from the catalog (a `price` sent must equal the catalog \
         price), stores the order as `pending` and starts payment. Send an `Idempotency-Key` to \
         retry safely: the same key with the same body answers the first answer again (marked \
-        `Idempotent-Replayed: true`), with another body `422`, while the first is in flight `409`.",
+        `Idempotent-Replayed: true`), with another body `422`; a request with the key of one still \
+        in flight waits for it and gets its answer.",
     params(
         ("Idempotency-Key" = Option<String>, Header,
             description = "A unique key per order attempt (1–255 visible ASCII characters), \
@@ -65,8 +66,7 @@ const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
         (status = 400, description = "Malformed JSON, or a malformed `Idempotency-Key`.", body = Problem, content_type = "application/problem+json"),
         (status = 408, description = "The body was not received in time.", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A `price` differs from the catalog (`current_prices` holds \
-            the catalog prices by product id), or a request with this `Idempotency-Key` is still \
-            in flight.", body = Problem, content_type = "application/problem+json"),
+            the catalog prices by product id).", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body is larger than 64 KiB.", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not `application/json`.", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields (listed in `errors`), an unknown product, or \
