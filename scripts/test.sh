@@ -7,7 +7,8 @@
 #   2. otherwise starts them: with `docker compose up -d postgres rabbitmq` if
 #      a Docker engine runs, else from the machine's own packages
 #      (pg_ctlcluster, rabbitmq-server), and waits until they answer;
-#   3. installs cargo-nextest if it is missing;
+#   3. drops the test databases earlier runs left, and installs cargo-nextest
+#      if it is missing;
 #   4. installs Schemathesis (pinned, from PyPI) into target/tools/schemathesis
 #      for the API fuzz test, if it is not there yet;
 #   5. runs `cargo nextest run --workspace --all-features --no-fail-fast "$@"`,
@@ -171,6 +172,22 @@ if ! wait_until "$INITIAL_WAIT_SECS" postgres_up || ! wait_until "$INITIAL_WAIT_
         die "RabbitMQ is not reachable at $MQ_HOST:$MQ_PORT after ${RABBITMQ_WAIT_SECS} s"
 fi
 log "PostgreSQL at $PG_HOST:$PG_PORT and RabbitMQ at $MQ_HOST:$MQ_PORT are up"
+
+# Each test makes its own database (test_<service>_<uuid>) and leaves it, so a
+# failed test's data can be looked at; the leftovers of earlier runs are
+# dropped here. A database still in use (a run going on beside this one)
+# refuses a DROP without FORCE and is left alone.
+drop_old_test_databases() {
+    have psql || return 0
+    local names
+    names=$(psql "$TEST_DATABASE_URL" -qAt -c \
+        "SELECT format('DROP DATABASE IF EXISTS %I;', datname) FROM pg_database WHERE datname LIKE 'test\_%'" \
+        2>/dev/null) || return 0
+    [[ -n $names ]] || return 0
+    log "dropping $(wc -l <<<"$names") test databases of earlier runs"
+    psql "$TEST_DATABASE_URL" -q <<<"$names" >/dev/null 2>&1 || true
+}
+drop_old_test_databases
 
 if ! cargo nextest --version >/dev/null 2>&1; then
     log "cargo-nextest is missing; installing it: cargo install cargo-nextest --locked"
