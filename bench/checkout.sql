@@ -3,8 +3,9 @@
 --
 --   pgbench -n -M prepared -c 8 -j 2 -T 20 -f bench/checkout.sql <database with order-service's schema>
 --
--- Statements as in order-service's POST /orders: the catalog read (outside
--- the transaction), then BEGIN, the order row, its lines in one statement
+-- Statements as the first version of order-service's POST /orders sent them
+-- (checkout_single.sql is the one statement it sends now): the catalog read
+-- (outside the transaction), then BEGIN, the order row, its lines in one statement
 -- (two lines here), the outbox row, COMMIT. The catalog read also draws the
 -- ids, so there is no extra round trip. Needs -M prepared (or extended): the
 -- ids are sent as parameters.
