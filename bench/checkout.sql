@@ -1,4 +1,4 @@
--- pgbench script: the checkout transaction as order-service runs it, to
+-- pgbench script: the checkout transaction as order-service first ran it, to
 -- measure PostgreSQL's ceiling for checkouts on this machine.
 --
 --   pgbench -n -M prepared -c 8 -j 2 -T 20 -f bench/checkout.sql <database with order-service's schema>
