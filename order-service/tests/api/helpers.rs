@@ -8,7 +8,7 @@ use common::{
     events::{Event, OrderCreated, PaymentProcessed, PaymentStatus},
     messaging::{
         AmqpSettings,
-        topology::{PAYMENT_QUEUE, Topology},
+        topology::{ORDER_QUEUE, PAYMENT_QUEUE, Topology},
     },
     testing::{self, BrokerCleanup},
 };
@@ -53,6 +53,9 @@ impl TestApp {
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
         let conn = testing::test_connection().await;
+        // Until the consumer is attached, order_service_queue may not exist
+        // or be bound yet, and a payment result published now would be lost.
+        testing::wait_for_consumers(&conn, &format!("{}{ORDER_QUEUE}", amqp.prefix), 1).await;
         // Where order.order.created lands: payment-service's queue.
         let topology = Topology::new(&amqp);
         let channel = conn.create_channel().await.unwrap();
