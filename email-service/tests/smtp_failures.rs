@@ -7,7 +7,11 @@ mod support;
 use std::time::Duration;
 
 use common::testing::{self, SmtpSink};
-use support::{TestApp, completed, fake_smtp::FakeSmtp};
+use email_service::smtp::{Mailer, SendError};
+use support::{
+    TestApp, completed,
+    fake_smtp::{FakeSmtp, Quirks},
+};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -148,4 +152,84 @@ async fn an_smtp_server_that_never_answers_times_out_and_is_retried() {
         parked[0]
     );
     app.stop().await;
+}
+
+/// A mail for the `Mailer` tests below.
+fn mail(n: u32) -> lettre::Message {
+    lettre::Message::builder()
+        .from("noreply@ecommerce.com".parse().unwrap())
+        .to("test@example.com".parse().unwrap())
+        .subject(format!("mail {n}"))
+        .body(format!("body {n}"))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn consecutive_emails_share_one_smtp_connection() {
+    let smtp = FakeSmtp::start(|_| "250 2.1.5 ok").await;
+    let mailer = Mailer::new(&support::smtp_settings(smtp.port)).unwrap();
+
+    for n in 0..3 {
+        mailer.send(&mail(n)).await.unwrap();
+    }
+
+    assert_eq!(smtp.delivered(), 3);
+    assert_eq!(smtp.connections(), 1, "the connection was reused");
+    assert_eq!(mailer.idle_connections(), 1);
+}
+
+#[tokio::test]
+async fn a_send_cut_off_by_its_timeout_never_lends_its_connection_to_the_next_email() {
+    // The first acceptance arrives after the send has given up: on that
+    // connection, the next mail would read it as the answer to its MAIL FROM.
+    let smtp = FakeSmtp::start_with(
+        |_| "250 2.1.5 ok",
+        Quirks {
+            late_first_acceptance: Some(Duration::from_secs(3)),
+            ..Quirks::default()
+        },
+    )
+    .await;
+    let mut settings = support::smtp_settings(smtp.port);
+    settings.timeout = Duration::from_millis(200);
+    let mailer = Mailer::new(&settings).unwrap();
+
+    let first = mailer.send(&mail(0)).await;
+    assert!(
+        matches!(&first, Err(SendError::Transient(reason)) if reason.contains("no answer within")),
+        "{first:?}"
+    );
+    assert_eq!(
+        mailer.idle_connections(),
+        0,
+        "the cut-off connection was dropped"
+    );
+
+    mailer.send(&mail(1)).await.unwrap();
+    assert_eq!(
+        smtp.connections(),
+        2,
+        "the second mail had a connection of its own"
+    );
+    assert_eq!(smtp.delivered(), 2);
+}
+
+#[tokio::test]
+async fn an_idle_connection_the_server_closed_is_replaced_without_failing_the_email() {
+    let smtp = FakeSmtp::start_with(
+        |_| "250 2.1.5 ok",
+        Quirks {
+            hang_up_after_each_mail: true,
+            ..Quirks::default()
+        },
+    )
+    .await;
+    let mailer = Mailer::new(&support::smtp_settings(smtp.port)).unwrap();
+
+    for n in 0..3 {
+        mailer.send(&mail(n)).await.unwrap();
+    }
+
+    assert_eq!(smtp.delivered(), 3);
+    assert_eq!(smtp.connections(), 3);
 }

@@ -1,5 +1,6 @@
-//! The SMTP side: one lettre transport built at start, sends classified into permanent and transient failures, and a probe
-//! that reports whether the SMTP server is reachable.
+//! The SMTP side: sends over reused connections ([`connections`]), classified
+//! into permanent and transient failures, and a probe that reports whether
+//! the SMTP server is reachable.
 //!
 //! lettre does not retry (failure-windows.md): a failed `send` returns an
 //! error, and we decide. A 5xx reply is permanent — the server refused this
@@ -8,15 +9,15 @@
 //! lettre classifies as neither), a TLS hiccup; those go through the retry
 //! tiers and are never acked away.
 
-use std::{error::Error as _, time::Duration};
+pub mod connections;
 
-use lettre::{
-    AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
-    transport::smtp::{PoolConfig, authentication::Credentials},
-};
+use std::{error::Error as _, sync::Arc, time::Duration};
+
+use lettre::{Message, transport::smtp::client::AsyncSmtpConnection};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{SmtpSettings, SmtpTls};
+use self::connections::{CheckedOut, Connections};
+use crate::config::SmtpSettings;
 
 /// Why a send failed, and so what happens to the message.
 #[derive(Debug, thiserror::Error)]
@@ -34,52 +35,27 @@ pub enum SendError {
     Unreachable(String),
 }
 
-/// The SMTP transport, cheap to clone.
+/// Sends mail over SMTP, reusing connections; cheap to clone.
 ///
-/// Two things lettre 0.11's *async* transport does not do, handled here:
-///
-/// - Its `timeout` bounds only the TCP connect; reads have no timeout (the
-///   blocking transport sets socket timeouts, the async one does not), so a
-///   server that accepts and then stalls would hold the delivery — and its
-///   claim on the email_log row — forever. Every send is therefore bounded as a whole
-///   by `send_timeout` (3 × `SMTP_TIMEOUT_MS`, 30 s by default: generous, since
-///   giving up after the final `.` risks a W6 duplicate).
-/// - Cancelling a send that way drops the connection mid-conversation, and
-///   lettre's pool would take it back as healthy: the next mail on it would
-///   read the stale replies of the cancelled one, one reply out of step,
-///   possibly taking a rejection for an acceptance. So connections are never
-///   reused (`max_size(0)`: each send opens its own and closes it with
-///   `QUIT`). Transactional mail at checkout rate does not need the pool.
-///   (lettre sends that `QUIT` from a spawned task without a timeout, so
-///   against a server that stalls for good each timed-out send leaves a task
-///   and a socket until the server closes the connection.)
+/// lettre 0.11's async client bounds only the TCP connect; reads have no
+/// timeout (the blocking transport sets socket timeouts, the async one does
+/// not), so a server that accepts and then stalls would hold the delivery, and
+/// its claim on the email_log row, forever. Every send is therefore bounded as
+/// a whole, taking a connection included, by `send_timeout` (3 ×
+/// `SMTP_TIMEOUT_MS`, 30 s by default: generous, since giving up after the
+/// final `.` risks a W6 duplicate). A send cut off that way drops its
+/// connection; only a connection whose mail was accepted carries the next one
+/// (see [`connections`] for why not lettre's pool).
 #[derive(Clone)]
 pub struct Mailer {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
+    connections: Arc<Connections>,
     send_timeout: Duration,
 }
 
 impl Mailer {
     pub fn new(settings: &SmtpSettings) -> anyhow::Result<Self> {
-        let builder = match settings.tls {
-            SmtpTls::None => {
-                AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&settings.host)
-            }
-            SmtpTls::StartTls => {
-                AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&settings.host)?
-            }
-            SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&settings.host)?,
-        };
-        let mut builder = builder
-            .port(settings.port)
-            .timeout(Some(settings.timeout))
-            .pool_config(PoolConfig::new().max_size(0));
-        if let Some((user, password)) = &settings.credentials {
-            builder =
-                builder.credentials(Credentials::new(user.clone(), password.expose().to_owned()));
-        }
         Ok(Self {
-            transport: builder.build(),
+            connections: Arc::new(Connections::new(settings)?),
             send_timeout: settings.timeout * 3,
         })
     }
@@ -91,14 +67,30 @@ impl Mailer {
         self.send_timeout * 2
     }
 
+    /// Connections open and idle between mails.
+    pub fn idle_connections(&self) -> usize {
+        self.connections.idle_count()
+    }
+
     pub async fn send(&self, message: &Message) -> Result<(), SendError> {
-        match tokio::time::timeout(self.send_timeout, self.transport.send(message.clone())).await {
-            Ok(Ok(_response)) => Ok(()),
-            Ok(Err(e)) if e.is_permanent() => Err(SendError::Permanent(describe(&e))),
-            Ok(Err(e)) if e.is_transient() || e.is_timeout() => {
-                Err(SendError::Transient(describe(&e)))
+        let attempt = async {
+            let CheckedOut { connection, reused } = self.connections.check_out().await?;
+            match self.send_on(connection, message).await {
+                // The server hung up on a connection it had kept for us (an
+                // idle timeout, a per-connection quota): a new one, at once.
+                // If it had in fact accepted the mail and only the answer was
+                // lost, this sends it twice, as the retry tier would.
+                Err(e) if reused && matches!(classify(&e), SendError::Unreachable(_)) => {
+                    tracing::debug!(error = %e, "reused SMTP connection failed; sending on a new one");
+                    let connection = self.connections.connect().await?;
+                    self.send_on(connection, message).await
+                }
+                result => result,
             }
-            Ok(Err(e)) => Err(SendError::Unreachable(describe(&e))),
+        };
+        match tokio::time::timeout(self.send_timeout, attempt).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(classify(&e)),
             Err(_) => Err(SendError::Transient(format!(
                 "no answer within {:?}",
                 self.send_timeout
@@ -106,10 +98,31 @@ impl Mailer {
         }
     }
 
-    /// Connects (TLS and authentication included), checks the connection with
-    /// `NOOP`, and quits.
+    /// One mail on `connection`, which goes back to the idle ones once the
+    /// server has accepted the mail: it is then between transactions. On an
+    /// error, or if this future is dropped, the connection is dropped.
+    async fn send_on(
+        &self,
+        mut connection: AsyncSmtpConnection,
+        message: &Message,
+    ) -> Result<(), lettre::transport::smtp::Error> {
+        connection
+            .send(message.envelope(), &message.formatted())
+            .await?;
+        self.connections.check_in(connection);
+        Ok(())
+    }
+
+    /// Opens a new connection (TLS and authentication included), checks it
+    /// with `NOOP`, and quits: whether a mail could be sent now.
     async fn probe(&self) -> Result<(), String> {
-        match tokio::time::timeout(PROBE_TIMEOUT, self.transport.test_connection()).await {
+        let attempt = async {
+            let mut connection = self.connections.connect().await?;
+            let answered = connection.test_connected().await;
+            connections::close(connection);
+            Ok::<_, lettre::transport::smtp::Error>(answered)
+        };
+        match tokio::time::timeout(PROBE_TIMEOUT, attempt).await {
             Ok(Ok(true)) => Ok(()),
             Ok(Ok(false)) => Err("SMTP server did not answer NOOP".into()),
             Ok(Err(e)) => Err(describe(&e)),
@@ -117,6 +130,18 @@ impl Mailer {
                 "SMTP server did not answer within {PROBE_TIMEOUT:?}"
             )),
         }
+    }
+}
+
+/// A 5xx is permanent; a 4xx or a timeout transient; anything else (refused,
+/// reset, DNS, TLS), which lettre classifies as neither, means unreachable.
+fn classify(error: &lettre::transport::smtp::Error) -> SendError {
+    if error.is_permanent() {
+        SendError::Permanent(describe(error))
+    } else if error.is_transient() || error.is_timeout() {
+        SendError::Transient(describe(error))
+    } else {
+        SendError::Unreachable(describe(error))
     }
 }
 
@@ -147,6 +172,8 @@ pub async fn watch(mailer: Mailer, stop: CancellationToken) -> anyhow::Result<()
             _ => {}
         }
         last = Some(up);
+        mailer.connections.close_stale();
+        metrics::gauge!("smtp_idle_connections").set(mailer.idle_connections() as f64);
         tokio::select! {
             _ = stop.cancelled() => return Ok(()),
             _ = tokio::time::sleep(PROBE_INTERVAL) => {}

@@ -3,9 +3,12 @@
 //! Deliveries that should succeed go to the real SMTP server
 //! (`common::testing::SmtpSink`).
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicU32, Ordering},
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU32, Ordering},
+    },
+    time::Duration,
 };
 
 use tokio::{
@@ -16,6 +19,22 @@ use tokio::{
 
 /// The reply to the n-th `RCPT TO` (0-based), e.g. `"550 5.1.1 mailbox unavailable"`.
 type RcptScript = Arc<dyn Fn(u32) -> &'static str + Send + Sync>;
+
+/// How the server misbehaves besides its `RCPT TO` replies.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Quirks {
+    /// The first mail's acceptance (`250` after the final `.`) comes this late.
+    pub late_first_acceptance: Option<Duration>,
+    /// Hangs up after accepting each mail, as servers do with a client they
+    /// kept idle too long or that sent its quota for one connection.
+    pub hang_up_after_each_mail: bool,
+}
+
+#[derive(Clone)]
+struct Behaviour {
+    script: RcptScript,
+    quirks: Quirks,
+}
 
 pub struct FakeSmtp {
     pub port: u16,
@@ -33,7 +52,19 @@ struct Counters {
 impl FakeSmtp {
     /// Speaks SMTP, answering `RCPT TO` by `script` and accepting `DATA`.
     pub async fn start(script: impl Fn(u32) -> &'static str + Send + Sync + 'static) -> Self {
-        Self::spawn(Some(Arc::new(script))).await
+        Self::start_with(script, Quirks::default()).await
+    }
+
+    /// Like [`FakeSmtp::start`], misbehaving as `quirks` says.
+    pub async fn start_with(
+        script: impl Fn(u32) -> &'static str + Send + Sync + 'static,
+        quirks: Quirks,
+    ) -> Self {
+        Self::spawn(Some(Behaviour {
+            script: Arc::new(script),
+            quirks,
+        }))
+        .await
     }
 
     /// Accepts TCP connections and never says a word.
@@ -41,7 +72,7 @@ impl FakeSmtp {
         Self::spawn(None).await
     }
 
-    async fn spawn(script: Option<RcptScript>) -> Self {
+    async fn spawn(behaviour: Option<Behaviour>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let counters = Arc::new(Counters::default());
@@ -50,9 +81,9 @@ impl FakeSmtp {
             let mut held = Vec::new();
             while let Ok((stream, _)) = listener.accept().await {
                 shared.connections.fetch_add(1, Ordering::SeqCst);
-                match &script {
-                    Some(script) => {
-                        tokio::spawn(converse(stream, script.clone(), shared.clone()));
+                match &behaviour {
+                    Some(behaviour) => {
+                        tokio::spawn(converse(stream, behaviour.clone(), shared.clone()));
                     }
                     None => held.push(stream),
                 }
@@ -88,9 +119,10 @@ impl Drop for FakeSmtp {
 
 async fn converse(
     stream: TcpStream,
-    script: RcptScript,
+    behaviour: Behaviour,
     counters: Arc<Counters>,
 ) -> std::io::Result<()> {
+    let Behaviour { script, quirks } = behaviour;
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read);
     write.write_all(b"220 fake.test ESMTP\r\n").await?;
@@ -115,7 +147,14 @@ async fn converse(
                         break;
                     }
                 }
-                counters.delivered.fetch_add(1, Ordering::SeqCst);
+                let earlier = counters.delivered.fetch_add(1, Ordering::SeqCst);
+                if let (0, Some(delay)) = (earlier, quirks.late_first_acceptance) {
+                    tokio::time::sleep(delay).await;
+                }
+                if quirks.hang_up_after_each_mail {
+                    write.write_all(b"250 2.0.0 queued\r\n").await?;
+                    return Ok(());
+                }
                 "250 2.0.0 queued"
             }
             "QUIT" => {

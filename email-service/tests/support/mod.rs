@@ -55,14 +55,19 @@ pub fn settings(smtp_port: u16) -> Settings {
         bind_addr: "127.0.0.1:0".parse().unwrap(),
         database,
         amqp,
-        smtp: SmtpSettings {
-            host: "127.0.0.1".into(),
-            port: smtp_port,
-            tls: SmtpTls::None,
-            credentials: None,
-            timeout: Duration::from_secs(2),
-        },
+        smtp: smtp_settings(smtp_port),
         email_from: "noreply@ecommerce.com".parse().unwrap(),
+    }
+}
+
+/// The SMTP server on 127.0.0.1:`port`, without TLS, 2 s timeout.
+pub fn smtp_settings(port: u16) -> SmtpSettings {
+    SmtpSettings {
+        host: "127.0.0.1".into(),
+        port,
+        tls: SmtpTls::None,
+        credentials: None,
+        timeout: Duration::from_secs(2),
     }
 }
 
