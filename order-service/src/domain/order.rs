@@ -3,7 +3,13 @@
 //! checkout.
 
 use chrono::{DateTime, Utc};
+use common::{
+    checkout::CheckoutRequest,
+    events::{Event, OrderCreated, OrderCreatedItem, SCHEMA_VERSION},
+};
 use uuid::Uuid;
+
+use super::pricing::PricedOrder;
 
 pub use common::api::{Order, OrderLine, OrderStatus, PaymentSummary};
 
@@ -11,8 +17,8 @@ pub use common::api::{Order, OrderLine, OrderStatus, PaymentSummary};
 /// truncated to PostgreSQL's microseconds, so a later read matches).
 pub fn pending_order(
     id: Uuid,
-    request: &common::checkout::CheckoutRequest,
-    priced: &super::pricing::PricedOrder,
+    request: &CheckoutRequest,
+    priced: &PricedOrder,
     created_at: DateTime<Utc>,
     processing_duration_ms: f64,
 ) -> Order {
@@ -38,5 +44,36 @@ pub fn pending_order(
         created_at,
         updated_at: created_at,
         processing_duration_ms,
+    }
+}
+
+/// The `order.order.created` event of a just-priced order: what payment-service
+/// charges and email-service later lists.
+pub fn created_event(
+    order_id: Uuid,
+    request: &CheckoutRequest,
+    priced: &PricedOrder,
+    timestamp: DateTime<Utc>,
+) -> OrderCreated {
+    OrderCreated {
+        event_type: OrderCreated::EVENT_TYPE.to_owned(),
+        event_id: Uuid::new_v4(),
+        timestamp,
+        schema_version: SCHEMA_VERSION,
+        order_id,
+        user_id: request.user_id,
+        user_email: request.user_email.clone(),
+        total_amount: priced.total,
+        currency: priced.currency.clone(),
+        items: priced
+            .lines
+            .iter()
+            .map(|l| OrderCreatedItem {
+                product_id: l.product_id,
+                name: l.name.clone(),
+                quantity: l.quantity,
+                price: l.unit_price,
+            })
+            .collect(),
     }
 }

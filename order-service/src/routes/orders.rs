@@ -10,11 +10,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use chrono::{SubsecRound, Utc};
-use common::{
-    checkout::{CheckoutRequest, parse_checkout},
-    events::{Event, OrderCreated, OrderCreatedItem, SCHEMA_VERSION},
-    messaging::outbox::OutboxRow,
-};
+use common::{checkout::parse_checkout, messaging::outbox::OutboxRow};
 use uuid::Uuid;
 
 use super::AppState;
@@ -58,7 +54,7 @@ pub async fn create_order(
     let created_at = Utc::now().trunc_subsecs(6);
     let duration_ms = (started.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0;
     let order = order::pending_order(order_id, &request, &priced, created_at, duration_ms);
-    let event = OutboxRow::of(&order_created_event(
+    let event = OutboxRow::of(&order::created_event(
         order_id, &request, &priced, created_at,
     ));
     let new_order = NewOrder {
@@ -153,35 +149,6 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
 
 const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
-
-fn order_created_event(
-    order_id: Uuid,
-    request: &CheckoutRequest,
-    priced: &PricedOrder,
-    timestamp: chrono::DateTime<Utc>,
-) -> OrderCreated {
-    OrderCreated {
-        event_type: OrderCreated::EVENT_TYPE.to_owned(),
-        event_id: Uuid::new_v4(),
-        timestamp,
-        schema_version: SCHEMA_VERSION,
-        order_id,
-        user_id: request.user_id,
-        user_email: request.user_email.clone(),
-        total_amount: priced.total,
-        currency: priced.currency.clone(),
-        items: priced
-            .lines
-            .iter()
-            .map(|l| OrderCreatedItem {
-                product_id: l.product_id,
-                name: l.name.clone(),
-                quantity: l.quantity,
-                price: l.unit_price,
-            })
-            .collect(),
-    }
-}
 
 /// `GET /orders/{id}`.
 pub async fn get_order(
