@@ -23,6 +23,7 @@
 #   BENCH_DURATION      length of each checkout scenario (default 20s)
 #   BENCH_E2E_RATE, BENCH_E2E_DURATION   end-to-end load (default 500/s, 60s)
 #   BENCH_SMTP          sink (default) or maildev, see above
+#   BENCH_PG_PARAMS     appended to every database URL, e.g. '?sslmode=disable'
 #   BENCH_MAIL_AUDIT=1  with maildev: also audit its mailbox in the e2e scenario
 #   BENCH_ENV_<service>  extra variables for one service, e.g.
 #                       BENCH_ENV_email_service="CONSUMER_PREFETCH=100"
@@ -34,6 +35,9 @@ ROOT=$PWD
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
 OUT=${BENCH_OUT:-$ROOT/target/bench/$(date +%Y%m%d-%H%M%S)}
 PG=postgres://postgres:postgres@127.0.0.1:5432
+# Query string for every connection of the services, pgbench and loadgen,
+# e.g. '?sslmode=disable' (Debian's PostgreSQL offers TLS on loopback too).
+PG_PARAMS=${BENCH_PG_PARAMS:-}
 VHOST=bench
 DURATION=${BENCH_DURATION:-20s}
 E2E_RATE=${BENCH_E2E_RATE:-500}
@@ -58,6 +62,7 @@ machine() {
     say "# $(date -Is) on $(hostname): $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)," \
         "$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo) RAM"
     say "# $(psql_admin -c 'SHOW server_version') PostgreSQL, RabbitMQ $(rabbitmqctl -q version 2>/dev/null || echo '?'), $(git rev-parse --short HEAD)"
+    say "# database URLs: $PG/<db>${PG_PARAMS:-} (ssl = $(psql_admin -c 'SHOW ssl'))"
 }
 
 build() {
@@ -108,7 +113,7 @@ start_services() {
             # The load generator is one client standing for many: the
             # per-client rate limit (100/s by default) would measure itself.
             gateway) env+=(ORDER_SERVICE_URL=http://127.0.0.1:8001 RATE_LIMIT_PER_SECOND=0) ;;
-            *) env+=(DATABASE_URL=$PG/${db[$service]} RABBITMQ_URL=amqp://guest:guest@127.0.0.1:5672/$VHOST) ;;
+            *) env+=(DATABASE_URL=$PG/${db[$service]}$PG_PARAMS RABBITMQ_URL=amqp://guest:guest@127.0.0.1:5672/$VHOST) ;;
         esac
         [[ $service == payment-service ]] && env+=(PAYMENT_DELAY_MS=$1)
         # Experiments: BENCH_ENV_email_service="CONSUMER_PREFETCH=100" and the like.
@@ -192,8 +197,8 @@ cpu_delta() {
 loadgen() {
     local name=$1
     shift
-    local args=(--order-db-url "$PG/bench_order" --payment-db-url "$PG/bench_payment"
-        --email-db-url "$PG/bench_email" "$@")
+    local args=(--order-db-url "$PG/bench_order$PG_PARAMS" --payment-db-url "$PG/bench_payment$PG_PARAMS"
+        --email-db-url "$PG/bench_email$PG_PARAMS" "$@")
     [[ $SMTP == sink ]] && args+=(--smtp-sink 127.0.0.1:1025)
     say ""
     say "## $name: loadgen $*"
@@ -222,7 +227,7 @@ scenario_pgbench() {
             say ""
             say "## pgbench $script, $clients clients: pgbench -n -M prepared -c $clients -j 2 -T 15 -f bench/$script.sql"
             say "  before: $(loadavg)"
-            pgbench "$PG/$db" -n -M prepared -c "$clients" -j 2 -T 15 -f "bench/$script.sql" \
+            pgbench "$PG/$db$PG_PARAMS" -n -M prepared -c "$clients" -j 2 -T 15 -f "bench/$script.sql" \
                 >"$OUT/pgbench-$script-$clients.txt" 2>&1
             grep -E '^(tps|latency average)' "$OUT/pgbench-$script-$clients.txt" | sed 's/^/  /' | tee -a "$SUMMARY" >&2
             say "  after:  $(loadavg)"
