@@ -100,6 +100,7 @@ impl OrderClient {
         let http = reqwest::Client::builder()
             .connect_timeout(settings.connect_timeout)
             .timeout(settings.order_service_timeout)
+            .pool_idle_timeout(common::http::CLIENT_POOL_IDLE_TIMEOUT)
             // Internal traffic: never through an egress proxy from the
             // environment, never following redirects.
             .no_proxy()

@@ -39,6 +39,7 @@ impl TimelinePeers {
         let http = reqwest::Client::builder()
             .connect_timeout(settings.connect_timeout)
             .timeout(PEER_TIMEOUT)
+            .pool_idle_timeout(common::http::CLIENT_POOL_IDLE_TIMEOUT)
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
