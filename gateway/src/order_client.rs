@@ -97,15 +97,7 @@ impl IntoResponse for Upstream {
 
 impl OrderClient {
     pub fn new(settings: &Settings) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(settings.connect_timeout)
-            .timeout(settings.order_service_timeout)
-            .pool_idle_timeout(common::http::CLIENT_POOL_IDLE_TIMEOUT)
-            // Internal traffic: never through an egress proxy from the
-            // environment, never following redirects.
-            .no_proxy()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
+        let http = internal_client(settings, settings.order_service_timeout)?;
         Ok(Self {
             http,
             base: settings.order_service_url.as_str().into(),
@@ -253,6 +245,23 @@ impl OrderClient {
             failure.into_api_error(request_id.map(str::to_owned))
         })
     }
+}
+
+/// A client for the services behind the gateway, each call bounded by
+/// `timeout`.
+pub(crate) fn internal_client(
+    settings: &Settings,
+    timeout: Duration,
+) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .connect_timeout(settings.connect_timeout)
+        .timeout(timeout)
+        .pool_idle_timeout(common::http::CLIENT_POOL_IDLE_TIMEOUT)
+        // Internal traffic: never through an egress proxy from the
+        // environment, never following redirects.
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
 }
 
 /// The pause before the one retry: enough for a restarted order-service

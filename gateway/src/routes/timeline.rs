@@ -36,13 +36,7 @@ pub struct TimelinePeers {
 
 impl TimelinePeers {
     pub fn new(settings: &Settings) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(settings.connect_timeout)
-            .timeout(PEER_TIMEOUT)
-            .pool_idle_timeout(common::http::CLIENT_POOL_IDLE_TIMEOUT)
-            .no_proxy()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
+        let http = crate::order_client::internal_client(settings, PEER_TIMEOUT)?;
         Ok(Self {
             http,
             peers: Arc::new([
