@@ -1,8 +1,11 @@
-//! The email_log table: one SQL statement per function.
+//! The email_log table: one SQL statement per function; the two every
+//! email goes through (claim, mark sent) go through `common::db::batch`,
+//! many deliveries' worth per statement.
 
-use std::time::Duration;
+use std::{collections::HashMap, time::Duration};
 
 use chrono::{DateTime, Utc};
+use common::db::batch::{BatchStatement, in_order_of};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -24,15 +27,15 @@ pub struct EmailLog {
 
 /// What a new `'sending'` row holds.
 #[derive(Debug, Clone)]
-pub struct NewEmail<'a> {
+pub struct NewEmail {
     pub order_id: Uuid,
     pub event_id: Uuid,
-    pub recipient: &'a str,
-    pub kind: &'a str,
-    pub message_id: &'a str,
+    pub recipient: String,
+    pub kind: &'static str,
+    pub message_id: String,
 }
 
-/// What [`claim`] found.
+/// What [`claim`] found for one email.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Claim {
     /// The row is ours until the lease ends: send, then record the outcome.
@@ -40,57 +43,117 @@ pub enum Claim {
     Taken { attempts: i32 },
     /// The email was sent already: a duplicate delivery.
     AlreadySent,
-    /// Another delivery of this order holds a live lease (it is sending now).
+    /// Another delivery of this order holds a live lease (it is sending now),
+    /// or a row written since this statement began: look again later.
     HeldElsewhere,
 }
 
-/// Claims the order's email for `lease`: inserts a `'sending'` row, or takes
-/// over an existing one that is not `'sent'` and whose lease (if any) has
-/// expired. One statement, committed on its own, so no connection or row
-/// lock is held while the SMTP server answers. Two deliveries of one order
-/// racing here are serialised by the primary key: exactly one gets `Taken`.
-pub async fn claim(pool: &PgPool, email: &NewEmail<'_>, lease: Duration) -> sqlx::Result<Claim> {
-    let taken: Option<i32> = sqlx::query_scalar(
-        "INSERT INTO email_log (order_id, event_id, recipient, kind, status, message_id, claimed_until) \
-         VALUES ($1, $2, $3, $4, 'sending', $5, clock_timestamp() + $6 * interval '1 millisecond') \
-         ON CONFLICT (order_id) DO UPDATE SET status = 'sending', claimed_until = EXCLUDED.claimed_until \
-         WHERE email_log.status <> 'sent' \
-           AND (email_log.claimed_until IS NULL OR email_log.claimed_until < clock_timestamp()) \
-         RETURNING attempts",
+/// Claims orders' emails for `lease`, in one statement (committed on its
+/// own; [`ClaimEmails`] batches concurrent handlers): for each, inserts a
+/// `'sending'` row, or takes over an existing one that is not `'sent'` and
+/// whose lease (if any) has expired. No connection or row lock is held while
+/// the SMTP server answers. Two deliveries of one order racing here are
+/// serialised by the primary key: exactly one gets `Taken`. The orders must
+/// be distinct (the batcher sees to it).
+pub async fn claim(
+    pool: &PgPool,
+    emails: &[NewEmail],
+    lease: Duration,
+) -> sqlx::Result<Vec<Claim>> {
+    let rows: Vec<(Uuid, Option<i32>, Option<String>)> = sqlx::query_as(
+        "WITH input AS ( \
+           SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[]) \
+             AS i(order_id, event_id, recipient, kind, message_id) \
+         ), taken AS ( \
+           INSERT INTO email_log (order_id, event_id, recipient, kind, status, message_id, claimed_until) \
+           SELECT order_id, event_id, recipient, kind, 'sending', message_id, \
+                  clock_timestamp() + $6 * interval '1 millisecond' FROM input \
+           ON CONFLICT (order_id) DO UPDATE SET status = 'sending', claimed_until = EXCLUDED.claimed_until \
+           WHERE email_log.status <> 'sent' \
+             AND (email_log.claimed_until IS NULL OR email_log.claimed_until < clock_timestamp()) \
+           RETURNING order_id, attempts \
+         ) \
+         SELECT input.order_id, taken.attempts, email_log.status FROM input \
+         LEFT JOIN taken ON taken.order_id = input.order_id \
+         LEFT JOIN email_log ON email_log.order_id = input.order_id",
     )
-    .bind(email.order_id)
-    .bind(email.event_id)
-    .bind(email.recipient)
-    .bind(email.kind)
-    .bind(email.message_id)
+    .bind(emails.iter().map(|e| e.order_id).collect::<Vec<_>>())
+    .bind(emails.iter().map(|e| e.event_id).collect::<Vec<_>>())
+    .bind(emails.iter().map(|e| e.recipient.as_str()).collect::<Vec<_>>())
+    .bind(emails.iter().map(|e| e.kind).collect::<Vec<_>>())
+    .bind(emails.iter().map(|e| e.message_id.as_str()).collect::<Vec<_>>())
     .bind(lease.as_millis() as f64)
-    .fetch_optional(pool)
+    .fetch_all(pool)
     .await?;
-    if let Some(attempts) = taken {
-        return Ok(Claim::Taken { attempts });
-    }
-    let status: Option<String> =
-        sqlx::query_scalar("SELECT status FROM email_log WHERE order_id = $1")
-            .bind(email.order_id)
-            .fetch_optional(pool)
-            .await?;
-    Ok(match status.as_deref() {
-        Some("sent") => Claim::AlreadySent,
-        _ => Claim::HeldElsewhere,
-    })
+    // `email_log.status` is as the statement found it (its snapshot): a row
+    // another replica wrote meanwhile is not seen, hence HeldElsewhere.
+    let found: HashMap<Uuid, Claim> = rows
+        .into_iter()
+        .map(|(order_id, taken, status)| {
+            let claim = match (taken, status.as_deref()) {
+                (Some(attempts), _) => Claim::Taken { attempts },
+                (None, Some("sent")) => Claim::AlreadySent,
+                (None, _) => Claim::HeldElsewhere,
+            };
+            (order_id, claim)
+        })
+        .collect();
+    in_order_of(emails, |e| e.order_id, &found)
 }
 
-/// The SMTP server accepted the mail; the lease is released. `sent_at` is
-/// the moment of this statement (`clock_timestamp()`).
-pub async fn mark_sent(pool: &PgPool, order_id: Uuid) -> sqlx::Result<()> {
+/// The SMTP server accepted these orders' mails; their leases are released.
+/// `sent_at` is the moment of this statement (`clock_timestamp()`).
+pub async fn mark_sent(pool: &PgPool, order_ids: &[Uuid]) -> sqlx::Result<()> {
     sqlx::query(
         "UPDATE email_log SET status = 'sent', sent_at = clock_timestamp(), attempts = attempts + 1, \
-         last_error = NULL, claimed_until = NULL WHERE order_id = $1",
+         last_error = NULL, claimed_until = NULL WHERE order_id = ANY($1)",
     )
-    .bind(order_id)
+    .bind(order_ids)
     .execute(pool)
     .await?;
     Ok(())
+}
+
+/// [`claim`] for concurrent handlers (`common::db::batch`).
+pub struct ClaimEmails {
+    /// How long a claim holds (twice the SMTP send timeout).
+    pub lease: Duration,
+}
+
+#[async_trait::async_trait]
+impl BatchStatement for ClaimEmails {
+    type Item = NewEmail;
+    type Output = Claim;
+    type Key = Uuid;
+    const NAME: &'static str = "claim_emails";
+
+    fn keys(email: &NewEmail) -> Vec<Uuid> {
+        vec![email.order_id]
+    }
+
+    async fn run(&self, pool: &PgPool, emails: &[NewEmail]) -> sqlx::Result<Vec<Claim>> {
+        claim(pool, emails, self.lease).await
+    }
+}
+
+/// [`mark_sent`] for concurrent handlers (`common::db::batch`).
+pub struct MarkSent;
+
+#[async_trait::async_trait]
+impl BatchStatement for MarkSent {
+    type Item = Uuid;
+    type Output = ();
+    type Key = Uuid;
+    const NAME: &'static str = "mark_emails_sent";
+
+    fn keys(order_id: &Uuid) -> Vec<Uuid> {
+        vec![*order_id]
+    }
+
+    async fn run(&self, pool: &PgPool, order_ids: &[Uuid]) -> sqlx::Result<Vec<()>> {
+        mark_sent(pool, order_ids).await?;
+        Ok(vec![(); order_ids.len()])
+    }
 }
 
 /// The SMTP server refused the mail for good.

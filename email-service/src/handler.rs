@@ -2,7 +2,9 @@
 //!
 //! Three short steps per delivery, none holding a database connection while
 //! the SMTP server answers (so email concurrency is bounded by SMTP, not by
-//! the connection pool):
+//! the connection pool). The claim and the `'sent'` mark go through a
+//! [`Batcher`]: the deliveries in flight at the same moment share one
+//! statement, each with its own answer (`common::db::batch`).
 //!
 //! 1. **Claim** the order's `email_log` row for a lease (`db::claim`, one
 //!    statement): insert it as `'sending'`, or take over one that is not
@@ -33,6 +35,7 @@
 //! at once.
 
 use common::{
+    db::batch::Batcher,
     events::PaymentProcessed,
     messaging::consumer::{Handler, HandlerError, Incoming},
 };
@@ -40,15 +43,35 @@ use sqlx::PgPool;
 
 use crate::{
     SERVICE,
-    db::{self, Claim, NewEmail},
+    db::{self, Claim, ClaimEmails, MarkSent, NewEmail},
     email::Composer,
     smtp::{Mailer, SendError},
 };
 
 pub struct EmailHandler {
-    pub pool: PgPool,
-    pub composer: Composer,
-    pub mailer: Mailer,
+    pool: PgPool,
+    claims: Batcher<ClaimEmails>,
+    sent: Batcher<MarkSent>,
+    composer: Composer,
+    mailer: Mailer,
+}
+
+impl EmailHandler {
+    /// Starts the handler's statement batchers on the current runtime.
+    pub fn new(pool: PgPool, composer: Composer, mailer: Mailer) -> Self {
+        Self {
+            claims: Batcher::start(
+                ClaimEmails {
+                    lease: mailer.lease(),
+                },
+                pool.clone(),
+            ),
+            sent: Batcher::start(MarkSent, pool.clone()),
+            pool,
+            composer,
+            mailer,
+        }
+    }
 }
 
 #[async_trait::async_trait]
@@ -66,11 +89,11 @@ impl Handler<PaymentProcessed> for EmailHandler {
         let new = NewEmail {
             order_id,
             event_id: event.event_id,
-            recipient: &recipient,
+            recipient: recipient.clone(),
             kind,
-            message_id: &email.message_id,
+            message_id: email.message_id.clone(),
         };
-        let attempts = match db::claim(&self.pool, &new, self.mailer.lease()).await? {
+        let attempts = match self.claims.submit(new).await? {
             Claim::Taken { attempts } => attempts,
             Claim::AlreadySent => {
                 metrics::counter!("duplicate_deliveries_total", "consumer" => SERVICE).increment(1);
@@ -99,7 +122,7 @@ impl Handler<PaymentProcessed> for EmailHandler {
             Ok(()) => {
                 // W6: from here until the row says 'sent' a crash means a
                 // second email (same Message-ID) after redelivery; see above.
-                db::mark_sent(&self.pool, order_id).await?;
+                self.sent.submit(order_id).await?;
                 metrics::counter!("emails_total", "kind" => kind, "status" => "sent").increment(1);
                 tracing::info!(%order_id, kind, recipient = %masked, attempts = attempts + 1, "email sent");
                 Ok(())

@@ -71,11 +71,11 @@ impl Application {
             mailer,
             settings,
         } = self;
-        let handler = EmailHandler {
-            pool: pool.clone(),
-            composer: Composer::new(settings.email_from.clone()),
-            mailer: mailer.clone(),
-        };
+        let handler = EmailHandler::new(
+            pool.clone(),
+            Composer::new(settings.email_from.clone()),
+            mailer.clone(),
+        );
         let attached = Flag::default();
         let consumer = broker
             .consumer::<PaymentProcessed, _>(EMAIL_QUEUE, Arc::new(handler), attached.clone())

@@ -2,12 +2,14 @@
 //! or `failed`.
 //!
 //! Idempotent: the inbox row for the event id and the status update are one
-//! statement ([`db::orders::settle_order`]), and the update only touches a
-//! `pending` order, so a redelivered or republished event changes nothing.
+//! statement ([`settle_orders`](crate::db::settlement::settle_orders); the
+//! results in flight at the same moment share it, through a [`Batcher`]),
+//! and the update only touches a `pending` order, so a redelivered or republished event changes nothing.
 //! An event for an order this service never stored is a permanent error
 //! (parked for inspection, and replayable: nothing was recorded for it).
 
 use common::{
+    db::batch::Batcher,
     events::PaymentProcessed,
     messaging::consumer::{Handler, HandlerError, Incoming},
 };
@@ -15,18 +17,27 @@ use sqlx::PgPool;
 
 use crate::{
     SERVICE,
-    db::{self, orders::Settlement},
+    db::settlement::{SettleOrders, Settlement},
 };
 
 pub struct PaymentResultHandler {
-    pub pool: PgPool,
+    settlements: Batcher<SettleOrders>,
+}
+
+impl PaymentResultHandler {
+    /// Starts the handler's statement batcher on the current runtime.
+    pub fn new(pool: PgPool) -> Self {
+        Self {
+            settlements: Batcher::start(SettleOrders { consumer: SERVICE }, pool),
+        }
+    }
 }
 
 #[async_trait::async_trait]
 impl Handler<PaymentProcessed> for PaymentResultHandler {
     async fn handle(&self, message: Incoming<PaymentProcessed>) -> Result<(), HandlerError> {
         let event = &message.event;
-        match db::orders::settle_order(&self.pool, SERVICE, event).await? {
+        match self.settlements.submit(event.clone()).await? {
             Settlement::UnknownOrder => {
                 return Err(HandlerError::permanent(format!(
                     "payment for unknown order {}",

@@ -73,7 +73,7 @@ impl Application {
         let relay = broker.relay(pool.clone());
         let retention_pool = pool.clone();
         let attached = Flag::default();
-        let handler = PaymentResultHandler { pool: pool.clone() };
+        let handler = PaymentResultHandler::new(pool.clone());
         let consumer = broker.consumer::<PaymentProcessed, _>(
             ORDER_QUEUE,
             Arc::new(handler),

@@ -1,7 +1,7 @@
 //! `order.order.created` in, exactly one payment out.
 //!
 //! Idempotent in two layers, both in the one statement that stores the
-//! payment ([`db::record_payment`]): the inbox row for the event id (a
+//! payment ([`db::record_payments`]): the inbox row for the event id (a
 //! republished or redelivered event is a no-op) and `payments.order_id
 //! UNIQUE` (no second payment for an order, whatever the event). The
 //! `payment.payment.processed` event is written to the outbox in that same
@@ -9,11 +9,16 @@
 //!
 //! A cheap check before calling the provider skips the (slow, simulated)
 //! charge for orders already paid, e.g. after a crash between commit and ack.
+//!
+//! Both statements go through a [`Batcher`]: the deliveries in flight at
+//! the same moment share one statement and one commit, each with its own
+//! answer (`common::db::batch`).
 
 use std::sync::Arc;
 
 use chrono::Utc;
 use common::{
+    db::batch::Batcher,
     events::{Event, OrderCreated, PaymentProcessed, PaymentStatus, SCHEMA_VERSION},
     messaging::{
         consumer::{Handler, HandlerError, Incoming},
@@ -26,22 +31,35 @@ use uuid::Uuid;
 
 use crate::{
     SERVICE,
-    db::{self, Payment, Recorded},
+    db::{Payment, PaymentWrite, PaymentsExist, RecordPayments, Recorded},
     provider::{Charge, Provider},
 };
 
 pub struct PaymentHandler {
-    pub pool: PgPool,
-    pub provider: Provider,
+    paid_already: Batcher<PaymentsExist>,
+    payments: Batcher<RecordPayments>,
+    provider: Provider,
     /// Wakes the outbox relay after a commit.
-    pub relay: Arc<Notify>,
+    relay: Arc<Notify>,
+}
+
+impl PaymentHandler {
+    /// Starts the handler's statement batchers on the current runtime.
+    pub fn new(pool: PgPool, provider: Provider, relay: Arc<Notify>) -> Self {
+        Self {
+            paid_already: Batcher::start(PaymentsExist, pool.clone()),
+            payments: Batcher::start(RecordPayments { consumer: SERVICE }, pool),
+            provider,
+            relay,
+        }
+    }
 }
 
 #[async_trait::async_trait]
 impl Handler<OrderCreated> for PaymentHandler {
     async fn handle(&self, message: Incoming<OrderCreated>) -> Result<(), HandlerError> {
         let order = &message.event;
-        if db::payment_exists(&self.pool, order.order_id).await? {
+        if self.paid_already.submit(order.order_id).await? {
             tracing::info!(order_id = %order.order_id, "order already paid; duplicate delivery ignored");
             metrics::counter!("duplicate_deliveries_total", "consumer" => SERVICE).increment(1);
             return Ok(());
@@ -54,8 +72,12 @@ impl Handler<OrderCreated> for PaymentHandler {
             .map_err(HandlerError::transient)?;
         let (payment, event) = payment_and_event(order, &charge, message.attempt);
 
-        let row = OutboxRow::of(&event);
-        match db::record_payment(&self.pool, SERVICE, order.event_id(), &payment, &row).await? {
+        let write = PaymentWrite {
+            message_id: order.event_id(),
+            payment: payment.clone(),
+            event: OutboxRow::of(&event),
+        };
+        match self.payments.submit(write).await? {
             Recorded::Stored => self.relay.notify_one(),
             Recorded::Duplicate | Recorded::AlreadyPaid => {
                 // Processed meanwhile by another delivery, or another replica

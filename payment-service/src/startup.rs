@@ -62,11 +62,11 @@ impl Application {
         } = self;
         let relay = broker.relay(pool.clone());
         let retention_pool = pool.clone();
-        let handler = PaymentHandler {
-            pool: pool.clone(),
-            provider: Provider::new(settings.provider.clone()),
-            relay: relay.notifier(),
-        };
+        let handler = PaymentHandler::new(
+            pool.clone(),
+            Provider::new(settings.provider.clone()),
+            relay.notifier(),
+        );
         let attached = Flag::default();
         let consumer = broker
             .consumer::<OrderCreated, _>(PAYMENT_QUEUE, Arc::new(handler), attached.clone())

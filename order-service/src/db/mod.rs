@@ -3,3 +3,4 @@
 pub mod idempotency;
 pub mod orders;
 pub mod products;
+pub mod settlement;

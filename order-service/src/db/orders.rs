@@ -1,7 +1,6 @@
 //! Orders and their lines.
 
 use chrono::{DateTime, Utc};
-use common::events::PaymentProcessed;
 use common::messaging::outbox::OutboxRow;
 use rust_decimal::Decimal;
 use sqlx::{PgExecutor, PgPool};
@@ -141,66 +140,6 @@ async fn find_order_lines(pool: &PgPool, order_id: Uuid) -> sqlx::Result<Vec<Ord
     .bind(order_id)
     .fetch_all(pool)
     .await
-}
-
-/// What [`settle_order`] found and did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Settlement {
-    /// The order moved from `pending` to `paid` or `failed`.
-    Settled,
-    /// Recorded, but the order was settled already (by another event for it).
-    AlreadySettled,
-    /// This event was processed before (the inbox has it): nothing changed.
-    Duplicate,
-    /// No such order: nothing recorded, so a replay after the order exists works.
-    UnknownOrder,
-}
-
-/// Applies a payment result, idempotently, in one statement (its own
-/// transaction): records the event id in the inbox (`processed_messages`)
-/// and moves a `pending` order to `paid` or `failed` with the payment's
-/// details, both or neither. A delivery seen before changes nothing; an
-/// order that is not pending any more is left as it is.
-pub async fn settle_order(
-    pool: &PgPool,
-    consumer: &str,
-    event: &PaymentProcessed,
-) -> sqlx::Result<Settlement> {
-    let status = match event.status {
-        common::events::PaymentStatus::Completed => "paid",
-        common::events::PaymentStatus::Failed => "failed",
-    };
-    let (exists, first, settled): (bool, bool, bool) = sqlx::query_as(
-        "WITH first_delivery AS ( \
-           INSERT INTO processed_messages (consumer, message_id) \
-           SELECT $9, $10 WHERE EXISTS (SELECT 1 FROM orders WHERE id = $1) \
-           ON CONFLICT DO NOTHING RETURNING 1 \
-         ), settled AS ( \
-           UPDATE orders SET status = $2, payment_id = $3, payment_status = $4, payment_transaction_id = $5, \
-             payment_amount = $6, payment_failure_reason = $7, payment_processed_at = $8, updated_at = now() \
-           WHERE id = $1 AND status = 'pending' AND EXISTS (SELECT 1 FROM first_delivery) RETURNING 1 \
-         ) \
-         SELECT EXISTS (SELECT 1 FROM orders WHERE id = $1), \
-                EXISTS (SELECT 1 FROM first_delivery), EXISTS (SELECT 1 FROM settled)",
-    )
-    .bind(event.order_id)
-    .bind(status)
-    .bind(event.payment_id)
-    .bind(event.status.as_str())
-    .bind(&event.transaction_id)
-    .bind(event.amount)
-    .bind(&event.failure_reason)
-    .bind(event.timestamp)
-    .bind(consumer)
-    .bind(event.event_id)
-    .fetch_one(pool)
-    .await?;
-    Ok(match (exists, first, settled) {
-        (false, _, _) => Settlement::UnknownOrder,
-        (true, false, _) => Settlement::Duplicate,
-        (true, true, false) => Settlement::AlreadySettled,
-        (true, true, true) => Settlement::Settled,
-    })
 }
 
 /// Orders by status (tests and audits).

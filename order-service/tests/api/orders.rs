@@ -234,3 +234,61 @@ async fn a_payment_for_an_unknown_order_is_parked() {
     assert!(reason.contains("unknown order"), "{reason}");
     app.stop().await;
 }
+
+/// The settlement statement, many results at once (as the handler's batcher
+/// sends them): each gets the answer it would get alone.
+#[tokio::test]
+async fn one_settlement_statement_answers_each_result_as_if_it_ran_alone() {
+    use order_service::db::settlement::{Settlement, settle_orders};
+    let app = TestApp::spawn().await;
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        let order: Value = app.post_order(&seed_checkout()).await.json().await.unwrap();
+        ids.push(order["id"].as_str().unwrap().parse::<Uuid>().unwrap());
+    }
+    let consumer = "order-service";
+    let settled_before = [
+        payment_for(ids[0], PaymentStatus::Completed),
+        payment_for(ids[3], PaymentStatus::Completed),
+    ];
+    assert_eq!(
+        settle_orders(&app.pool, consumer, &settled_before)
+            .await
+            .unwrap(),
+        [Settlement::Settled; 2]
+    );
+
+    // Distinct orders and event ids, as the handler's batcher sends them.
+    let results = [
+        payment_for(ids[1], PaymentStatus::Completed),
+        settled_before[0].clone(), // redelivered
+        payment_for(Uuid::new_v4(), PaymentStatus::Completed), // unknown order
+        payment_for(ids[3], PaymentStatus::Failed), // late, contradicting
+        payment_for(ids[2], PaymentStatus::Failed),
+    ];
+    let answers = settle_orders(&app.pool, consumer, &results).await.unwrap();
+    assert_eq!(
+        answers,
+        [
+            Settlement::Settled,
+            Settlement::Duplicate,
+            Settlement::UnknownOrder,
+            Settlement::AlreadySettled,
+            Settlement::Settled
+        ]
+    );
+    assert_eq!(app.order_status(ids[0]).await, "paid");
+    assert_eq!(app.order_status(ids[1]).await, "paid");
+    assert_eq!(app.order_status(ids[2]).await, "failed");
+    assert_eq!(app.order_status(ids[3]).await, "paid");
+    // The unknown order left nothing in the inbox: it can be replayed.
+    let inbox: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM processed_messages WHERE message_id = $1)",
+    )
+    .bind(results[2].event_id)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert!(!inbox);
+    app.stop().await;
+}

@@ -12,6 +12,8 @@
 //! (sqlx then drops it): that request answers 503 and that message is
 //! retried, like any other failure during an outage.
 
+pub mod batch;
+
 use std::time::Duration;
 
 use anyhow::Context;

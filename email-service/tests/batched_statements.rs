@@ -1,0 +1,74 @@
+//! The email-service statements that run many deliveries at once
+//! (`common::db::batch`), called directly on a fresh database: each item
+//! must get the answer it would get alone.
+
+use std::time::Duration;
+
+use common::{db::connect_and_migrate, testing};
+use email_service::{
+    db::{self, Claim, NewEmail},
+    startup::MIGRATOR,
+};
+use uuid::Uuid;
+
+fn new_email() -> NewEmail {
+    let order_id = Uuid::new_v4();
+    NewEmail {
+        order_id,
+        event_id: Uuid::new_v4(),
+        recipient: "buyer@example.com".into(),
+        kind: "confirmation",
+        message_id: format!("<order-{order_id}@example.com>"),
+    }
+}
+
+#[tokio::test]
+async fn one_claim_statement_answers_each_email_as_if_it_ran_alone() {
+    let pool = connect_and_migrate(&testing::fresh_database("email_batch"), &MIGRATOR)
+        .await
+        .unwrap();
+    let long = Duration::from_secs(60);
+    let [sent, held, expired, failed] = [new_email(), new_email(), new_email(), new_email()];
+    let before = [sent.clone(), held.clone(), failed.clone()];
+    assert_eq!(
+        db::claim(&pool, &before, long).await.unwrap(),
+        [Claim::Taken { attempts: 0 }; 3]
+    );
+    db::claim(&pool, std::slice::from_ref(&expired), Duration::ZERO)
+        .await
+        .unwrap();
+    db::mark_sent(&pool, &[sent.order_id]).await.unwrap();
+    db::mark_failed(&pool, failed.order_id, "550 mailbox unavailable")
+        .await
+        .unwrap();
+
+    let fresh = new_email();
+    let claims = [
+        fresh.clone(),
+        sent.clone(),
+        held.clone(),
+        expired.clone(),
+        failed.clone(),
+    ];
+    assert_eq!(
+        db::claim(&pool, &claims, long).await.unwrap(),
+        [
+            Claim::Taken { attempts: 0 },
+            Claim::AlreadySent,
+            Claim::HeldElsewhere,
+            Claim::Taken { attempts: 0 }, // its lease had run out
+            Claim::Taken { attempts: 1 }, // a failed mail is tried again on replay
+        ]
+    );
+
+    db::mark_sent(&pool, &[fresh.order_id, expired.order_id])
+        .await
+        .unwrap();
+    for (email, status) in [(&fresh, "sent"), (&expired, "sent"), (&held, "sending")] {
+        let row = db::find_email(&pool, email.order_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.status, status);
+    }
+}
