@@ -72,10 +72,12 @@ pub async fn claim(
            WHERE email_log.status <> 'sent' \
              AND (email_log.claimed_until IS NULL OR email_log.claimed_until < clock_timestamp()) \
            RETURNING order_id, attempts \
+         ), found AS ( \
+           SELECT order_id, status FROM email_log WHERE order_id = ANY($1) \
          ) \
-         SELECT input.order_id, taken.attempts, email_log.status FROM input \
+         SELECT input.order_id, taken.attempts, found.status FROM input \
          LEFT JOIN taken ON taken.order_id = input.order_id \
-         LEFT JOIN email_log ON email_log.order_id = input.order_id",
+         LEFT JOIN found ON found.order_id = input.order_id",
     )
     .bind(emails.iter().map(|e| e.order_id).collect::<Vec<_>>())
     .bind(emails.iter().map(|e| e.event_id).collect::<Vec<_>>())
@@ -85,8 +87,11 @@ pub async fn claim(
     .bind(lease.as_millis() as f64)
     .fetch_all(pool)
     .await?;
-    // `email_log.status` is as the statement found it (its snapshot): a row
-    // another replica wrote meanwhile is not seen, hence HeldElsewhere.
+    // `found` reads email_log by `order_id = ANY($1)`: the primary key,
+    // whatever PostgreSQL guesses of the array's length (a join against the
+    // `unnest`ed rows was planned as a hash over a sequential scan of the
+    // table). It is the table as the statement found it (its snapshot): a
+    // row another replica wrote meanwhile is not seen, hence HeldElsewhere.
     let found: HashMap<Uuid, Claim> = rows
         .into_iter()
         .map(|(order_id, taken, status)| {

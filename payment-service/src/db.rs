@@ -1,7 +1,7 @@
 //! The payments table: one SQL statement per function; the handler's two
 //! go through `common::db::batch`, many deliveries' worth per statement.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use common::{
@@ -125,18 +125,18 @@ pub async fn record_payments(
     in_order_of(writes, |w| w.message_id, &found)
 }
 
-/// Which of `order_ids` already have a payment, in one statement.
+/// Which of `order_ids` already have a payment, in one statement: a lookup
+/// by `order_id = ANY($1)`, which uses the unique index whatever PostgreSQL
+/// guesses of the array's length (an `EXISTS` per `unnest`ed id was planned
+/// as a hash over a sequential scan of all payments).
 pub async fn payments_exist(pool: &PgPool, order_ids: &[Uuid]) -> sqlx::Result<Vec<bool>> {
-    let rows: Vec<(Uuid, bool)> = sqlx::query_as(
-        "SELECT input.order_id, \
-                EXISTS (SELECT 1 FROM payments WHERE payments.order_id = input.order_id) \
-         FROM unnest($1::uuid[]) AS input(order_id)",
-    )
-    .bind(order_ids)
-    .fetch_all(pool)
-    .await?;
-    let found: HashMap<Uuid, bool> = rows.into_iter().collect();
-    in_order_of(order_ids, |id| *id, &found)
+    let paid: Vec<Uuid> =
+        sqlx::query_scalar("SELECT order_id FROM payments WHERE order_id = ANY($1)")
+            .bind(order_ids)
+            .fetch_all(pool)
+            .await?;
+    let paid: HashSet<Uuid> = paid.into_iter().collect();
+    Ok(order_ids.iter().map(|id| paid.contains(id)).collect())
 }
 
 /// [`record_payments`] for concurrent handlers (`common::db::batch`).
