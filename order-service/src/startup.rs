@@ -6,6 +6,7 @@ use std::{sync::Arc, time::Duration};
 use anyhow::Context;
 
 use common::{
+    db::batch::Batcher,
     events::PaymentProcessed,
     health::{Flag, PostgresCheck, Readiness},
     messaging::{retention, topology::ORDER_QUEUE},
@@ -17,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     SERVICE, Settings,
+    db::orders::InsertOrders,
     handler::PaymentResultHandler,
     routes::{self, AppState},
 };
@@ -87,6 +89,7 @@ impl Application {
         let timeline = common::timeline::router(OrderTimeline(pool.clone()));
         let catalog_pool = pool.clone();
         let api = routes::router(AppState {
+            orders: Batcher::start(InsertOrders, pool.clone()),
             pool,
             catalog: catalog.clone(),
             relay: relay.notifier(),

@@ -1,7 +1,7 @@
 //! Orders and their lines.
 
 use chrono::{DateTime, Utc};
-use common::messaging::outbox::OutboxRow;
+use common::{db::batch::BatchStatement, messaging::outbox::OutboxRow};
 use rust_decimal::Decimal;
 use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
@@ -11,69 +11,104 @@ use crate::domain::{
     pricing::PricedOrder,
 };
 
-/// What `insert_order` stores besides the priced lines.
-pub struct NewOrder<'a> {
+/// A new order as stored: the priced lines and what goes with them.
+#[derive(Debug, Clone)]
+pub struct NewOrder {
     pub id: Uuid,
     pub user_id: i64,
-    pub user_email: &'a str,
-    pub priced: &'a PricedOrder,
+    pub user_email: String,
+    pub priced: PricedOrder,
     pub created_at: DateTime<Utc>,
     pub processing_duration_ms: f64,
 }
 
-/// The order, its lines and its `order.order.created` outbox row in one
-/// statement (data-modifying CTEs). A single statement is atomic on its own,
-/// so on the pool this is one round trip and one commit instead of
-/// BEGIN / three INSERTs / COMMIT; inside a transaction (a checkout with an
-/// `Idempotency-Key`, whose answer is stored with it) it is one statement of
-/// that transaction. The lines' foreign key to the order is checked at the
-/// end of the statement, when the order row exists.
-pub async fn insert_order_with_event(
+/// An order and its `order.order.created` outbox row, stored together.
+#[derive(Debug, Clone)]
+pub struct OrderWrite {
+    pub order: NewOrder,
+    pub event: OutboxRow,
+}
+
+/// Orders, their lines and their outbox rows in one statement
+/// (data-modifying CTEs over `unnest`ed columns). A single statement is
+/// atomic on its own, so on the pool this is one round trip and one commit
+/// for all of them ([`InsertOrders`] batches concurrent checkouts); inside a
+/// transaction (a checkout with an `Idempotency-Key`, whose answer is stored
+/// with it) it is one statement of that transaction. The lines' foreign key
+/// to their order is checked at the end of the statement, when the order
+/// rows exist.
+pub async fn insert_orders_with_events(
     conn: impl PgExecutor<'_>,
-    order: &NewOrder<'_>,
-    event: &OutboxRow,
+    writes: &[OrderWrite],
 ) -> sqlx::Result<()> {
-    let lines = &order.priced.lines;
-    let line_nos: Vec<i32> = (1..=lines.len() as i32).collect();
-    let product_ids: Vec<i64> = lines.iter().map(|l| l.product_id).collect();
-    let names: Vec<&str> = lines.iter().map(|l| l.name.as_str()).collect();
-    let unit_prices: Vec<Decimal> = lines.iter().map(|l| l.unit_price).collect();
-    let quantities: Vec<i32> = lines.iter().map(|l| l.quantity).collect();
-    let line_totals: Vec<Decimal> = lines.iter().map(|l| l.line_total).collect();
+    let orders = || writes.iter().map(|w| &w.order);
+    let events = || writes.iter().map(|w| &w.event);
+    let lines = || {
+        orders().flat_map(|o| {
+            (1..)
+                .zip(&o.priced.lines)
+                .map(move |(line_no, line)| (o.id, line_no, line))
+        })
+    };
     sqlx::query(
-        "WITH new_order AS ( \
+        "WITH new_orders AS ( \
            INSERT INTO orders (id, user_id, user_email, status, total_amount, currency, \
                                processing_duration_ms, created_at, updated_at) \
-           VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $7) \
+           SELECT id, user_id, user_email, 'pending', total, currency, duration_ms, created_at, created_at \
+           FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::numeric[], $5::text[], \
+                       $6::float8[], $7::timestamptz[]) \
+             AS o(id, user_id, user_email, total, currency, duration_ms, created_at) \
          ), new_lines AS ( \
            INSERT INTO order_items (order_id, line_no, product_id, name, unit_price, quantity, line_total) \
-           SELECT $1, * FROM unnest($8::int[], $9::bigint[], $10::text[], $11::numeric[], $12::int[], $13::numeric[]) \
+           SELECT * FROM unnest($8::uuid[], $9::int[], $10::bigint[], $11::text[], $12::numeric[], \
+                                $13::int[], $14::numeric[]) \
          ) \
          INSERT INTO outbox (id, routing_key, event_type, correlation_id, payload, traceparent) \
-         VALUES ($14, $15, $16, $17, $18, $19)",
+         SELECT * FROM unnest($15::uuid[], $16::text[], $17::text[], $18::uuid[], $19::text[], $20::text[])",
     )
-    .bind(order.id)
-    .bind(order.user_id)
-    .bind(order.user_email)
-    .bind(order.priced.total)
-    .bind(&order.priced.currency)
-    .bind(order.processing_duration_ms)
-    .bind(order.created_at)
-    .bind(line_nos)
-    .bind(product_ids)
-    .bind(names)
-    .bind(unit_prices)
-    .bind(quantities)
-    .bind(line_totals)
-    .bind(event.id)
-    .bind(event.routing_key)
-    .bind(event.event_type)
-    .bind(event.correlation_id)
-    .bind(&event.payload)
-    .bind(&event.traceparent)
+    .bind(orders().map(|o| o.id).collect::<Vec<_>>())
+    .bind(orders().map(|o| o.user_id).collect::<Vec<_>>())
+    .bind(orders().map(|o| o.user_email.as_str()).collect::<Vec<_>>())
+    .bind(orders().map(|o| o.priced.total).collect::<Vec<_>>())
+    .bind(orders().map(|o| o.priced.currency.as_str()).collect::<Vec<_>>())
+    .bind(orders().map(|o| o.processing_duration_ms).collect::<Vec<_>>())
+    .bind(orders().map(|o| o.created_at).collect::<Vec<_>>())
+    .bind(lines().map(|(order_id, _, _)| order_id).collect::<Vec<_>>())
+    .bind(lines().map(|(_, line_no, _)| line_no).collect::<Vec<i32>>())
+    .bind(lines().map(|(_, _, l)| l.product_id).collect::<Vec<_>>())
+    .bind(lines().map(|(_, _, l)| l.name.as_str()).collect::<Vec<_>>())
+    .bind(lines().map(|(_, _, l)| l.unit_price).collect::<Vec<_>>())
+    .bind(lines().map(|(_, _, l)| l.quantity).collect::<Vec<_>>())
+    .bind(lines().map(|(_, _, l)| l.line_total).collect::<Vec<_>>())
+    .bind(events().map(|e| e.id).collect::<Vec<_>>())
+    .bind(events().map(|e| e.routing_key).collect::<Vec<_>>())
+    .bind(events().map(|e| e.event_type).collect::<Vec<_>>())
+    .bind(events().map(|e| e.correlation_id).collect::<Vec<_>>())
+    .bind(events().map(|e| e.payload.as_str()).collect::<Vec<_>>())
+    .bind(events().map(|e| e.traceparent.as_deref()).collect::<Vec<_>>())
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// [`insert_orders_with_events`] for concurrent checkouts (`common::db::batch`).
+pub struct InsertOrders;
+
+#[async_trait::async_trait]
+impl BatchStatement for InsertOrders {
+    type Item = OrderWrite;
+    type Output = ();
+    type Key = Uuid;
+    const NAME: &'static str = "insert_orders";
+
+    fn keys(write: &OrderWrite) -> Vec<Uuid> {
+        vec![write.order.id]
+    }
+
+    async fn run(&self, pool: &PgPool, writes: &[OrderWrite]) -> sqlx::Result<Vec<()>> {
+        insert_orders_with_events(pool, writes).await?;
+        Ok(vec![(); writes.len()])
+    }
 }
 
 #[derive(sqlx::FromRow)]

@@ -17,14 +17,17 @@ use axum::{
     extract::DefaultBodyLimit,
     routing::{get, post},
 };
+use common::db::batch::Batcher;
 use sqlx::PgPool;
 
-use crate::catalog::Catalog;
+use crate::{catalog::Catalog, db::orders::InsertOrders};
 use tokio::sync::Notify;
 
 #[derive(Clone)]
 pub struct AppState {
     pub pool: PgPool,
+    /// Stores plain checkouts (without an `Idempotency-Key`), many per statement.
+    pub orders: Batcher<InsertOrders>,
     /// Prices and names for checkouts, and the `/products` answers.
     pub catalog: Catalog,
     /// Wakes the outbox relay after an order is committed.

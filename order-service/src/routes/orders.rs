@@ -15,7 +15,11 @@ use uuid::Uuid;
 
 use super::AppState;
 use crate::{
-    db::{self, idempotency::StoredAnswer, orders::NewOrder},
+    db::{
+        self,
+        idempotency::StoredAnswer,
+        orders::{NewOrder, OrderWrite},
+    },
     domain::{
         order::{self, Order, OrderStatus},
         pricing::{PricedOrder, price_order},
@@ -24,8 +28,9 @@ use crate::{
 };
 
 /// `POST /orders`: validate, price from the in-memory catalog, and store
-/// order + lines + event in one statement (with the answer, under an
-/// `Idempotency-Key`, in one transaction). The event is
+/// order + lines + event in one statement, which the checkouts in flight at
+/// the same moment share (`common::db::batch`); under an `Idempotency-Key`,
+/// in a transaction of its own with the answer. The event is
 /// published by the relay after commit, never here: a crash at any point
 /// leaves either nothing or the order *and* its event.
 pub async fn create_order(
@@ -57,21 +62,25 @@ pub async fn create_order(
     let event = OutboxRow::of(&order::created_event(
         order_id, &request, &priced, created_at,
     ));
-    let new_order = NewOrder {
-        id: order_id,
-        user_id: request.user_id,
-        user_email: &request.user_email,
-        priced: &priced,
-        created_at,
-        processing_duration_ms: duration_ms,
+    let write = OrderWrite {
+        order: NewOrder {
+            id: order_id,
+            user_id: request.user_id,
+            user_email: request.user_email.clone(),
+            priced: priced.clone(),
+            created_at,
+            processing_duration_ms: duration_ms,
+        },
+        event,
     };
     let Some(key) = key else {
-        // One statement, so one round trip and its own commit.
-        db::orders::insert_order_with_event(&state.pool, &new_order, &event).await?;
+        // One statement and its own commit, shared with the checkouts
+        // arriving at the same moment.
+        state.orders.submit(write).await?;
         return Ok(accepted(&state, order_id, &priced, order));
     };
     let mut tx = state.pool.begin().await?;
-    db::orders::insert_order_with_event(&mut *tx, &new_order, &event).await?;
+    db::orders::insert_orders_with_events(&mut *tx, std::slice::from_ref(&write)).await?;
     let answer = StoredAnswer {
         request: fingerprint.clone(),
         response_status: 201,

@@ -292,3 +292,49 @@ async fn one_settlement_statement_answers_each_result_as_if_it_ran_alone() {
     assert!(!inbox);
     app.stop().await;
 }
+
+/// Checkouts arriving together share one insert statement: each order must
+/// come back with exactly its own lines, and each gets its own event.
+#[tokio::test]
+async fn concurrent_checkouts_each_store_exactly_their_own_lines_and_event() {
+    let app = TestApp::spawn().await;
+    let bodies: Vec<Value> = (0..24)
+        .map(|i| {
+            let items: Vec<Value> = (0..=i % 3)
+                .map(|line| json!({"product_id": 1 + (i + line) % 6, "quantity": 1 + (i + line) % 5}))
+                .collect();
+            json!({"user_id": 100 + i, "user_email": format!("buyer{i}@example.com"), "items": items})
+        })
+        .collect();
+    let answers = futures::future::join_all(bodies.iter().map(|b| app.post_order(b))).await;
+    let mut created = Vec::new();
+    for answer in answers {
+        assert_eq!(answer.status(), 201);
+        created.push(answer.json::<Value>().await.unwrap());
+    }
+    for (body, order) in bodies.iter().zip(&created) {
+        let stored: Value = app
+            .get(&format!("/orders/{}", order["id"].as_str().unwrap()))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(stored["user_id"], body["user_id"]);
+        assert_eq!(
+            stored["items"], order["items"],
+            "the lines read back are the order's"
+        );
+        assert_eq!(stored["total_amount"], order["total_amount"]);
+    }
+    let events = app.order_created_events(created.len()).await;
+    for order in &created {
+        let id: Uuid = order["id"].as_str().unwrap().parse().unwrap();
+        let mine: Vec<_> = events.iter().filter(|e| e.order_id == id).collect();
+        assert_eq!(mine.len(), 1, "one order.order.created per order");
+        assert_eq!(
+            mine[0].items.len(),
+            order["items"].as_array().unwrap().len()
+        );
+    }
+    app.stop().await;
+}
