@@ -112,3 +112,17 @@ async fn one_statement_answers_each_payment_as_if_it_ran_alone() {
         .unwrap();
     assert_eq!(paid, [true, false, true]);
 }
+
+/// A generic plan made while the tables were empty would keep scanning them
+/// whole as they grow (common::db's module comment).
+#[tokio::test]
+async fn every_pooled_connection_plans_for_the_actual_parameters() {
+    let pool = pool().await;
+    for _ in 0..3 {
+        let mode: String = sqlx::query_scalar("SHOW plan_cache_mode")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(mode, "force_custom_plan");
+    }
+}
