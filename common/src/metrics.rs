@@ -1,7 +1,8 @@
 //! Prometheus metrics: one recorder per process, installed on first use.
 //!
-//! Histograms whose name ends in `_seconds` get explicit buckets so they are
-//! exported as real histograms (aggregatable across replicas), not summaries.
+//! Histograms whose name ends in `_seconds`, and `db_batch_size`, get
+//! explicit buckets so they are exported as real histograms (aggregatable
+//! across replicas), not summaries.
 //!
 //! Every series carries the global label `replica` (`<hostname>-<pid>`: the
 //! container id under compose, unique per process on one machine), so an
@@ -24,6 +25,9 @@ const SECONDS_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
+/// Items per batched statement, up to `db::batch::MAX_BATCH`.
+const BATCH_SIZE_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0];
+
 /// Installs the global recorder (idempotent), labelled with the replica only.
 /// Services call it at build time; in-process tests get this one.
 pub fn install() -> &'static PrometheusHandle {
@@ -44,6 +48,8 @@ fn install_with(service: Option<&'static str>) -> &'static PrometheusHandle {
     HANDLE.get_or_init(|| {
         let mut builder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)
+            .expect("static bucket list is not empty")
+            .set_buckets_for_metric(Matcher::Full("db_batch_size".into()), BATCH_SIZE_BUCKETS)
             .expect("static bucket list is not empty")
             .add_global_label("replica", replica());
         if let Some(service) = service {
@@ -105,6 +111,12 @@ fn describe() {
         "http_request_duration_seconds",
         Unit::Seconds,
         "HTTP request latency, by service, method and route template"
+    );
+    // Group commit (common::db::batch)
+    describe_histogram!("db_batch_size", "Items per batched statement, by statement");
+    describe_counter!(
+        "db_batch_fallbacks_total",
+        "Batched statements that failed and were retried item by item, by statement"
     );
     // Consumers (common::messaging::consumer)
     describe_counter!(
