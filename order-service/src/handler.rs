@@ -4,7 +4,8 @@
 //! Idempotent: the inbox row for the event id and the status update are one
 //! statement ([`settle_orders`](crate::db::settlement::settle_orders); the
 //! results in flight at the same moment share it, through a [`Batcher`]),
-//! and the update only touches a `pending` order, so a redelivered or republished event changes nothing.
+//! and the update only touches a `pending` order, so a redelivered or
+//! republished event changes nothing.
 //! An event for an order this service never stored is a permanent error
 //! (parked for inspection, and replayable: nothing was recorded for it).
 

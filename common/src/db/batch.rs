@@ -22,6 +22,12 @@
 //!   item cannot fail its neighbours;
 //! - the caller's result arrives after the statement committed: a handler
 //!   acks only what is durable, exactly as before.
+//!
+//! Two batches running at once (two workers, or two replicas) may hold items
+//! with a key in common, exactly as two deliveries on two replicas may: the
+//! statements' own unique keys and row locks order them. Should that make
+//! PostgreSQL break a deadlock, the failed statement's items are retried one
+//! by one like any other failure.
 
 use std::{
     collections::{HashMap, HashSet},
