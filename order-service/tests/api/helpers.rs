@@ -3,17 +3,22 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{SubsecRound, Utc};
 use common::{
     events::{Event, OrderCreated, PaymentProcessed, PaymentStatus},
     messaging::{
         AmqpSettings,
+        outbox::OutboxRow,
         topology::{ORDER_QUEUE, PAYMENT_QUEUE, Topology},
     },
     testing::{self, BrokerCleanup},
 };
 use lapin::Connection;
-use order_service::{Application, Settings};
+use order_service::{
+    Application, Settings,
+    db::orders::{NewOrder, OrderWrite},
+    domain::pricing::{PricedLine, PricedOrder},
+};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -157,5 +162,40 @@ pub fn payment_for(order_id: Uuid, status: PaymentStatus) -> PaymentProcessed {
         transaction_id: (status == PaymentStatus::Completed).then(|| "TXN-0123456789AB".into()),
         failure_reason: (status == PaymentStatus::Failed).then(|| "card_declined".into()),
         items: vec![],
+    }
+}
+
+/// The `n`th of some distinct two-line orders with their outbox rows, as
+/// the checkout handler writes them (products 1 and 2 of the catalog).
+pub fn order_write(n: i64) -> OrderWrite {
+    let line = |product_id: i64, price: &str| PricedLine {
+        product_id,
+        name: format!("product {product_id}"),
+        unit_price: price.parse().unwrap(),
+        quantity: 1,
+        line_total: price.parse().unwrap(),
+    };
+    let id = Uuid::new_v4();
+    OrderWrite {
+        order: NewOrder {
+            id,
+            user_id: 1000 + n,
+            user_email: format!("buyer{n}@example.com"),
+            priced: PricedOrder {
+                currency: "USD".into(),
+                total: "1349.98".parse().unwrap(),
+                lines: vec![line(1, "1299.99"), line(2, "49.99")],
+            },
+            created_at: Utc::now().trunc_subsecs(6),
+            processing_duration_ms: 0.1,
+        },
+        event: OutboxRow {
+            id: Uuid::new_v4(),
+            routing_key: "order.order.created",
+            event_type: "order.created",
+            correlation_id: id,
+            payload: "{}".into(),
+            traceparent: None,
+        },
     }
 }

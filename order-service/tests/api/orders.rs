@@ -12,7 +12,7 @@ use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, payment_for, seed_checkout};
+use crate::helpers::{self, TestApp, payment_for, seed_checkout};
 
 #[tokio::test]
 async fn the_seed_checkout_is_priced_stored_and_announced() {
@@ -337,4 +337,51 @@ async fn concurrent_checkouts_each_store_exactly_their_own_lines_and_event() {
         );
     }
     app.stop().await;
+}
+
+/// The checkout insert runs on connections that keep PostgreSQL's cached
+/// plans (`startup::insert_pool`). That is safe only while every plan of the
+/// statement, its foreign-key checks included, is an index lookup even when
+/// made on empty tables, as a service's first plans are: forced generic here,
+/// on a fresh database, the statement must scan no table whole.
+#[tokio::test]
+async fn the_checkout_insert_scans_no_table_even_with_generic_plans() {
+    use order_service::db::orders::insert_orders_with_events;
+    let app = TestApp::spawn().await;
+    let mut tx = app.pool.begin().await.unwrap();
+    sqlx::query("SET LOCAL plan_cache_mode = force_generic_plan")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    // This view also holds what the connection did before and has not yet
+    // reported, so only the difference counts.
+    let before = sequential_scans(&mut tx).await;
+    for n in 0..8 {
+        let write = helpers::order_write(n);
+        insert_orders_with_events(&mut *tx, std::slice::from_ref(&write))
+            .await
+            .unwrap();
+    }
+    let after = sequential_scans(&mut tx).await;
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM order_items")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(stored, 16, "two lines per order");
+    assert_eq!(
+        before, after,
+        "sequential scans per table, before and after"
+    );
+    tx.rollback().await.unwrap();
+    app.stop().await;
+}
+
+async fn sequential_scans(tx: &mut sqlx::PgConnection) -> Vec<(String, i64)> {
+    sqlx::query_as(
+        "SELECT relname::text, seq_scan FROM pg_stat_xact_user_tables \
+         WHERE relname IN ('orders', 'order_items', 'products', 'outbox') ORDER BY relname",
+    )
+    .fetch_all(tx)
+    .await
+    .unwrap()
 }
