@@ -120,10 +120,17 @@ impl Broker {
         move |stop| connection::watch(conn, url, connected, limit, stop).boxed()
     }
 
-    /// Closes the connection after every task has stopped.
+    /// Closes the connection after every task has stopped. A connection that
+    /// is down cannot be closed, and lapin goes on recovering it without any
+    /// handle: it is left to [`connection::close_when_recovered`], so that a
+    /// service rebuilt after a failure leaves no old consumer behind.
     pub async fn close(&self) {
         let close = self.conn.close(200, "service stopping".into());
-        let _ = tokio::time::timeout(Duration::from_secs(5), close).await;
+        match tokio::time::timeout(Duration::from_secs(5), close).await {
+            Ok(Ok(())) => {}
+            _ if self.conn.status().closed() => {}
+            _ => connection::close_when_recovered(self.conn.clone()),
+        }
     }
 }
 

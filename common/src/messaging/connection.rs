@@ -111,6 +111,34 @@ pub async fn watch(
     }
 }
 
+/// Closes `conn` as soon as lapin's recovery brings it back, in a task of its
+/// own. For a connection its service has given up on while it was down
+/// (`Connection::close` refuses a connection that is not connected): its
+/// recovery would otherwise go on, and once the broker is back it would
+/// re-subscribe the old consumers. Their deliveries would sit unread and
+/// unacked for as long as the process lives; closed, the broker requeues them
+/// for the service's new connection. The task ends when the connection is
+/// closed or lapin gives it up.
+pub fn close_when_recovered(conn: std::sync::Arc<Connection>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        loop {
+            tick.tick().await;
+            let status = conn.status();
+            if status.closed() || status.errored() {
+                return;
+            }
+            if status.connected() {
+                let close = conn.close(200, "replaced by a new connection".into());
+                if let Ok(Ok(())) = tokio::time::timeout(Duration::from_secs(5), close).await {
+                    tracing::info!("closed a replaced RabbitMQ connection once it recovered");
+                    return;
+                }
+            }
+        }
+    });
+}
+
 /// Whether the broker's host and port accept a TCP connection (within 1 s).
 async fn broker_accepts_connections(url: &str) -> bool {
     let Some(address) = host_and_port(url) else {
