@@ -80,7 +80,8 @@ impl Fixture {
         let settings = testing::fresh_database("batch");
         db::create_database_if_missing(&settings).await.unwrap();
         let pool = PgPoolOptions::new()
-            .max_connections(4)
+            // Every worker may hold a connection, and the test needs one more.
+            .max_connections(WORKERS as u32 + 2)
             .connect(&settings.url)
             .await
             .unwrap();
