@@ -8,7 +8,7 @@ use anyhow::Context;
 use common::{
     db::{
         DatabaseSettings, Plans,
-        batch::{self, Batcher},
+        batch::{BatchStatement, Batcher},
     },
     events::PaymentProcessed,
     health::{Flag, PostgresCheck, Readiness},
@@ -154,7 +154,7 @@ impl common::service::Service for Application {
 /// would cost a quarter of the checkout's PostgreSQL time.
 async fn insert_pool(database: &DatabaseSettings) -> anyhow::Result<PgPool> {
     let settings = DatabaseSettings {
-        max_connections: batch::WORKERS as u32,
+        max_connections: InsertOrders::WORKERS as u32,
         ..database.clone()
     };
     common::db::connect(&settings, Plans::Cached)

@@ -8,7 +8,7 @@
 //! over 16 rows (`unnest`), 2 clients, ≈ 15 800 rows/s.
 //!
 //! How: a caller [`Batcher::submit`]s its item and awaits its own result.
-//! [`WORKERS`] tasks each take whatever is waiting (up to [`MAX_BATCH`]) and
+//! [`BatchStatement::WORKERS`] tasks each take whatever is waiting (up to [`MAX_BATCH`]) and
 //! run one statement for it. They never wait for more to arrive: on an idle
 //! system a batch of one goes out at once; under load, a batch holds what
 //! arrived while the previous statement ran. Batching adds no delay of its own.
@@ -40,12 +40,10 @@ use futures::FutureExt as _;
 use sqlx::PgPool;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-/// Statements of one kind that may run at the same time: while some wait for
-/// their commit to be flushed, another collects the next batch, and
-/// PostgreSQL flushes the commits that arrive together at once. Measured on
-/// the checkout insert (`scripts/bench.sh intake`, 64 connections, two cores):
-/// 2 069 and 2 078 checkouts/s with 2 workers, 2 932 and 2 745 with 4.
-pub const WORKERS: usize = 4;
+/// Statements of one kind that may run at the same time, unless the
+/// statement says otherwise ([`BatchStatement::WORKERS`]): one collects the
+/// next batch while another runs.
+pub const WORKERS: usize = 2;
 
 /// The most items in one statement.
 pub const MAX_BATCH: usize = 64;
@@ -59,6 +57,9 @@ pub trait BatchStatement: Send + Sync + 'static {
 
     /// The `statement` label of the batch metrics.
     const NAME: &'static str;
+    /// How many of these statements may run at once (each on a connection
+    /// of the pool).
+    const WORKERS: usize = WORKERS;
 
     /// Two items with a key in common never share a statement.
     fn keys(item: &Self::Item) -> Vec<Self::Key>;
@@ -98,7 +99,7 @@ impl<W: BatchStatement> Batcher<W> {
             pool,
             jobs: Mutex::new(receiver),
         });
-        for _ in 0..WORKERS {
+        for _ in 0..W::WORKERS {
             tokio::spawn(worker.clone().run());
         }
         Self { jobs }
