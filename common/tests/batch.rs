@@ -80,7 +80,7 @@ impl Fixture {
         let settings = testing::fresh_database("batch");
         db::create_database_if_missing(&settings).await.unwrap();
         let pool = PgPoolOptions::new()
-            // Every worker may hold a connection, and the test needs one more.
+            // Every worker may hold a connection; the test's own queries need more.
             .max_connections(WORKERS as u32 + 2)
             .connect(&settings.url)
             .await

@@ -8,10 +8,11 @@
 //! over 16 rows (`unnest`), 2 clients, ≈ 15 800 rows/s.
 //!
 //! How: a caller [`Batcher::submit`]s its item and awaits its own result.
-//! [`BatchStatement::WORKERS`] tasks each take whatever is waiting (up to [`MAX_BATCH`]) and
-//! run one statement for it. They never wait for more to arrive: on an idle
-//! system a batch of one goes out at once; under load, a batch holds what
-//! arrived while the previous statement ran. Batching adds no delay of its own.
+//! [`BatchStatement::WORKERS`] tasks each take whatever is waiting (up to
+//! [`MAX_BATCH`]) and run one statement for it. They never wait for more to
+//! arrive: on an idle system a batch of one goes out at once; under load, a
+//! batch holds what arrived while the previous statement ran. Batching adds
+//! no delay of its own.
 //!
 //! What each caller sees is what it would see writing alone:
 //! - items that share a key ([`BatchStatement::keys`]: the event id, the order

@@ -118,7 +118,9 @@ pub async fn watch(
 /// re-subscribe the old consumers. Their deliveries would sit unread and
 /// unacked for as long as the process lives; closed, the broker requeues them
 /// for the service's new connection. The task ends when the connection is
-/// closed or lapin gives it up.
+/// closed or lapin gives it up; a connection whose recovery wedged for good
+/// keeps its task polling (every 200 ms, nothing else) as it keeps lapin's
+/// own thread retrying.
 pub fn close_when_recovered(conn: std::sync::Arc<Connection>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_millis(200));
