@@ -126,10 +126,11 @@ impl Broker {
     /// service rebuilt after a failure leaves no old consumer behind.
     pub async fn close(&self) {
         let close = self.conn.close(200, "service stopping".into());
-        match tokio::time::timeout(Duration::from_secs(5), close).await {
-            Ok(Ok(())) => {}
-            _ if self.conn.status().closed() => {}
-            _ => connection::close_when_recovered(self.conn.clone()),
+        if !matches!(
+            tokio::time::timeout(Duration::from_secs(5), close).await,
+            Ok(Ok(()))
+        ) {
+            connection::close_when_recovered(self.conn.clone());
         }
     }
 }
