@@ -155,6 +155,22 @@ rss() {
     say "$line"
 }
 
+# batching LABEL: saves each service's /metrics page and prints the mean
+# size of its ack frames and batched statements (consumer_ack_batch_size,
+# db_batch_size), the two places work is coalesced.
+batching() {
+    local line="  batching $1:"
+    for service in order-service payment-service email-service; do
+        local page=$OUT/metrics-$1-$service.txt
+        curl -sf "http://127.0.0.1:${PORT[$service]}/metrics" >"$page" || continue
+        line+=" $service $(awk '
+            /^consumer_ack_batch_size_sum/ {as += $NF} /^consumer_ack_batch_size_count/ {ac += $NF}
+            /^db_batch_size_sum/ {ds += $NF} /^db_batch_size_count/ {dc += $NF}
+            END {printf "acks %.1f/frame, statements %.1f/batch", ac ? as / ac : 0, dc ? ds / dc : 0}' "$page");"
+    done
+    say "$line"
+}
+
 cleanup() {
     stop_services
     [[ -n $MAILDEV_PID ]] && kill -- "-$MAILDEV_PID" 2>/dev/null || true
@@ -275,6 +291,7 @@ scenario_e2e() {
     [[ ${BENCH_MAIL_AUDIT:-} == 1 && -n $MAILDEV_PID ]] && mail=(--mail-api "$MAIL_API")
     loadgen "e2e-$E2E_RATE" --rate "$E2E_RATE" --duration "$E2E_DURATION" --drain-timeout 300s "${mail[@]}"
     rss "after the end-to-end run"
+    batching e2e
     stop_services
 }
 

@@ -1,6 +1,7 @@
 //! Prometheus metrics: one recorder per process, installed on first use.
 //!
-//! Histograms whose name ends in `_seconds`, and `db_batch_size`, get
+//! Histograms whose name ends in `_seconds`, `db_batch_size` and
+//! `consumer_ack_batch_size` get
 //! explicit buckets so they are exported as real histograms (aggregatable
 //! across replicas), not summaries.
 //!
@@ -28,6 +29,9 @@ const SECONDS_BUCKETS: &[f64] = &[
 /// Items per batched statement, up to `db::batch::MAX_BATCH`.
 const BATCH_SIZE_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0];
 
+/// Deliveries per ack frame, up to the largest prefetch in use.
+const ACK_BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
+
 /// Installs the global recorder (idempotent), labelled with the replica only.
 /// Services call it at build time; in-process tests get this one.
 pub fn install() -> &'static PrometheusHandle {
@@ -50,6 +54,11 @@ fn install_with(service: Option<&'static str>) -> &'static PrometheusHandle {
             .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)
             .expect("static bucket list is not empty")
             .set_buckets_for_metric(Matcher::Full("db_batch_size".into()), BATCH_SIZE_BUCKETS)
+            .expect("static bucket list is not empty")
+            .set_buckets_for_metric(
+                Matcher::Full("consumer_ack_batch_size".into()),
+                ACK_BATCH_BUCKETS,
+            )
             .expect("static bucket list is not empty")
             .add_global_label("replica", replica());
         if let Some(service) = service {
@@ -136,6 +145,10 @@ fn describe() {
         "message_processing_seconds",
         Unit::Seconds,
         "Time from delivery to ack, retry or park, by queue and outcome"
+    );
+    describe_histogram!(
+        "consumer_ack_batch_size",
+        "Deliveries settled per ack frame (one multiple ack covers a run), by queue"
     );
     describe_counter!(
         "acks_not_sent_total",

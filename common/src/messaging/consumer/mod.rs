@@ -14,6 +14,9 @@
 //!    (confirmed), then ack. If that publish fails, `reject(requeue=false)`
 //!    lets the broker dead-letter it natively, so it is still never dropped.
 //!
+//! Acks are coalesced (`acks.rs`): deliveries that finished together, from
+//! the oldest unsettled one on, are settled by one `basic.ack(multiple)`.
+//!
 //! An ack that returns `Ok(false)` was not sent (the channel died); the broker
 //! will redeliver and the idempotent handler makes that harmless.
 //!
@@ -30,6 +33,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+mod acks;
 mod process;
 
 use anyhow::anyhow;
@@ -228,6 +232,7 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
         tracing::info!(queue = %self.queue.name, prefetch = self.settings.prefetch, "consumer attached");
 
         let tracker = TaskTracker::new();
+        let acks = acks::Acks::start(&self.queue.name);
         let result = loop {
             tokio::select! {
                 biased;
@@ -240,7 +245,7 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
                             let bogus = delivery.delivery_tag + 1_000_000;
                             let _ = channel.basic_ack(bogus, BasicAckOptions::default()).await;
                         }
-                        tracker.spawn(self.process_owned(delivery, publisher.clone()));
+                        tracker.spawn(self.process_owned(delivery, publisher.clone(), &acks));
                     }
                     Some(Err(e)) => break Err(ConsumeError::AfterAttach(
                         anyhow!(e).context("consumer channel failed (closed by the broker?)"))),
@@ -250,9 +255,10 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
             }
         };
         if result.is_ok() {
-            self.drain(&channel, &tag, &mut stream, &tracker, publisher)
+            self.drain(&channel, &tag, &mut stream, &tracker, publisher, &acks)
                 .await;
         }
+        acks.close();
         result
     }
 
@@ -264,6 +270,7 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
         stream: &mut lapin::Consumer,
         tracker: &TaskTracker,
         publisher: &Publisher,
+        acks: &acks::Acks,
     ) {
         let deadline = Instant::now() + self.settings.drain_timeout;
         if let Err(e) = channel
@@ -277,7 +284,7 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
             while let Ok(Some(Ok(delivery))) =
                 tokio::time::timeout_at(deadline.into(), stream.next()).await
             {
-                tracker.spawn(self.process_owned(delivery, publisher.clone()));
+                tracker.spawn(self.process_owned(delivery, publisher.clone(), acks));
             }
         }
         tracker.close();
@@ -287,6 +294,9 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
         {
             tracing::warn!(queue = %self.queue.name, "drain timed out; unfinished deliveries will be redelivered");
         }
+        // Whatever finished is acked before the channel goes.
+        acks.close();
+        acks.flushed().await;
         let _ = channel.close(200, "shutting down".into()).await;
         tracing::info!(queue = %self.queue.name, "consumer drained and closed");
     }
@@ -295,8 +305,12 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
         &self,
         delivery: Delivery,
         publisher: Publisher,
+        acks: &acks::Acks,
     ) -> impl Future<Output = ()> + Send + 'static {
+        let ticket = acks.register(delivery.delivery_tag);
         let ctx = process::ProcessContext {
+            acks: acks.clone(),
+            ticket,
             handler: self.handler.clone(),
             queue: self.queue.clone(),
             settings: self.settings.clone(),

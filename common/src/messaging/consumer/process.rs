@@ -9,14 +9,14 @@ use std::{
 };
 
 use futures::FutureExt;
-use lapin::{
-    message::Delivery,
-    options::{BasicAckOptions, BasicRejectOptions},
-};
+use lapin::{message::Delivery, options::BasicRejectOptions};
 
 use uuid::Uuid;
 
-use super::{Handler, HandlerError, Incoming};
+use super::{
+    Handler, HandlerError, Incoming,
+    acks::{Acks, Ticket},
+};
 use crate::{
     events::Event,
     messaging::{
@@ -36,6 +36,9 @@ pub(super) struct ProcessContext<H> {
     pub(super) service: &'static str,
     pub(super) publisher: Publisher,
     pub(super) journal: Option<Journal>,
+    /// The channel's acks, and this delivery's place among them.
+    pub(super) acks: Acks,
+    pub(super) ticket: Ticket,
 }
 
 /// What happened to a delivery: the `outcome` label of
@@ -183,15 +186,12 @@ impl<H> ProcessContext<H> {
     }
 
     async fn ack(&self, delivery: &Delivery) {
-        match delivery.ack(BasicAckOptions::default()).await {
-            Ok(true) => {}
+        if !self.acks.ack(self.ticket, delivery.acker.clone()).await {
             // Not sent: the channel died. The broker redelivers; idempotent
             // handlers make that harmless.
-            Ok(false) | Err(_) => {
-                metrics::counter!("acks_not_sent_total", "queue" => self.queue.name.clone())
-                    .increment(1);
-                tracing::warn!(queue = %self.queue.name, "ack not sent (channel closed); message will be redelivered");
-            }
+            metrics::counter!("acks_not_sent_total", "queue" => self.queue.name.clone())
+                .increment(1);
+            tracing::warn!(queue = %self.queue.name, "ack not sent (channel closed); message will be redelivered");
         }
     }
 
@@ -222,6 +222,7 @@ impl<H> ProcessContext<H> {
                 requeue: true,
             })
             .await;
+        self.acks.settled_otherwise(self.ticket);
     }
 
     /// Republishes to a retry tier with the retry count set to `retries`.
@@ -291,6 +292,7 @@ impl<H> ProcessContext<H> {
                 // our headers; the broker records the reason `rejected`.
                 tracing::error!(queue = %self.queue.name, error = %e, "could not publish to the dead-letter exchange; rejecting instead");
                 let _ = delivery.reject(BasicRejectOptions { requeue: false }).await;
+                self.acks.settled_otherwise(self.ticket);
             }
         }
     }
