@@ -98,7 +98,7 @@ impl Acks {
         if let Err(pending) = taken {
             // Not in the window (an old epoch, or the channel is done with):
             // on its own, through its own acker.
-            return ack_one(&pending.acker).await;
+            return ack(&pending.acker, false).await;
         }
         self.shared.wake.notify_one();
         answer.await.unwrap_or(false)
@@ -175,34 +175,30 @@ async fn send(queue: &str, ready: Ready<Pending>) {
         let highest = run.pop().expect("a run is never empty");
         metrics::histogram!("consumer_ack_batch_size", "queue" => queue.to_owned())
             .record((run.len() + 1) as f64);
-        // An error means the frame was not sent either: the channel died.
-        let sent = matches!(
-            highest.acker.ack(BasicAckOptions { multiple: true }).await,
-            Ok(true)
-        );
+        let sent = ack(&highest.acker, true).await;
         for pending in run.into_iter().chain([highest]) {
             let _ = pending.sent.send(sent);
         }
     }
-    if !ready.alone.is_empty() {
-        for _ in &ready.alone {
-            metrics::histogram!("consumer_ack_batch_size", "queue" => queue.to_owned()).record(1.0);
-        }
-        send_each(ready.alone).await;
+    for _ in &ready.alone {
+        metrics::histogram!("consumer_ack_batch_size", "queue" => queue.to_owned()).record(1.0);
     }
+    send_each(ready.alone).await;
 }
 
 /// Acks each one on its own, concurrently.
 async fn send_each(pending: Vec<Pending>) {
     futures::future::join_all(pending.into_iter().map(|p| async move {
-        let sent = ack_one(&p.acker).await;
+        let sent = ack(&p.acker, false).await;
         let _ = p.sent.send(sent);
     }))
     .await;
 }
 
-async fn ack_one(acker: &Acker) -> bool {
-    matches!(acker.ack(BasicAckOptions::default()).await, Ok(true))
+/// `true` once the frame was sent; an error means it was not either (the
+/// channel died).
+async fn ack(acker: &Acker, multiple: bool) -> bool {
+    matches!(acker.ack(BasicAckOptions { multiple }).await, Ok(true))
 }
 
 /// The unsettled deliveries of one channel, oldest first; `P` is what a

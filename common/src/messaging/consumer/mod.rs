@@ -294,7 +294,9 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
         {
             tracing::warn!(queue = %self.queue.name, "drain timed out; unfinished deliveries will be redelivered");
         }
-        // Whatever finished is acked before the channel goes.
+        // Handlers wait for their acks, so after a clean drain this sends
+        // nothing; after a timeout it sends those that finished at the
+        // deadline before the channel goes.
         acks.close();
         acks.flushed().await;
         let _ = channel.close(200, "shutting down".into()).await;
