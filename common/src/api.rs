@@ -129,8 +129,10 @@ pub struct TimelineStep {
     /// `email.failed`, `message.retry_scheduled`, `message.dead_lettered`.
     #[schema(example = "payment.completed")]
     pub step: String,
-    /// What a person needs to know about it (transaction id, failure reason,
-    /// retry reason, ...), never internals such as hosts or credentials.
+    /// What a person needs to know about it (amount, transaction id, decline
+    /// code, email kind). A service's own `/timeline/{id}` (internal port)
+    /// also gives retry and dead-letter causes; the public timeline replaces
+    /// them with a fixed wording.
     #[schema(example = "TXN-9423F6A26202")]
     pub detail: Option<String>,
 }

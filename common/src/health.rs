@@ -8,7 +8,7 @@
 
 use std::{
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicBool, Ordering},
     },
     time::Duration,
@@ -72,6 +72,34 @@ impl ReadinessCheck for FlagCheck {
     }
 }
 
+/// What a starting service is waiting for (its database, its broker), shown
+/// by `/ready` until it has started. Cheap to clone; every clone shows the
+/// same text.
+#[derive(Clone)]
+pub struct StartupProgress(Arc<Mutex<String>>);
+
+impl StartupProgress {
+    pub fn new(waiting_for: impl Into<String>) -> Self {
+        Self(Arc::new(Mutex::new(waiting_for.into())))
+    }
+
+    /// Replaces what `/ready` shows.
+    pub fn set(&self, waiting_for: impl Into<String>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = waiting_for.into();
+    }
+
+    pub fn get(&self) -> String {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+#[async_trait::async_trait]
+impl ReadinessCheck for StartupProgress {
+    async fn check(&self) -> Result<(), String> {
+        Err(self.get())
+    }
+}
+
 /// The named checks behind `/ready`.
 #[derive(Clone, Default)]
 pub struct Readiness {
@@ -111,6 +139,24 @@ pub fn router(readiness: Readiness) -> Router {
         .route("/metrics", get(metrics_text))
         .with_state(readiness)
 }
+
+/// The routes of a service that is still connecting to its dependencies:
+/// `/health` answers `200` with `{"status": "starting"}` (alive: an
+/// orchestrator must not restart it, but a caller can tell it cannot serve
+/// yet), `/ready` answers `503` with `progress`, and `/metrics` as usual.
+pub fn startup_router(progress: StartupProgress) -> Router {
+    Router::new()
+        .route(
+            "/health",
+            get(|| async { Json(json!({"status": STARTING})) }),
+        )
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics_text))
+        .with_state(Readiness::default().with("startup", progress))
+}
+
+/// `/health`'s `status` while the service is starting.
+pub const STARTING: &str = "starting";
 
 async fn health() -> impl IntoResponse {
     Json(json!({"status": "ok"}))

@@ -92,6 +92,24 @@ impl Problem {
         Self::new(StatusCode::NOT_FOUND, "not-found", "Not found", detail)
     }
 
+    /// The problem for an error answer that came without a body of its own:
+    /// its type and title are the status's reason phrase.
+    pub fn for_status(status: StatusCode) -> Self {
+        if status == StatusCode::NOT_FOUND {
+            return Self::not_found("no such resource");
+        }
+        let reason = status.canonical_reason().unwrap_or("Error");
+        let kind = reason.to_ascii_lowercase().replace([' ', '\''], "-");
+        let mut title = reason.to_ascii_lowercase();
+        title[..1].make_ascii_uppercase();
+        Self::new(
+            status,
+            &kind,
+            &title,
+            format!("the request failed ({status})"),
+        )
+    }
+
     /// A 5xx that says nothing about internals; the request id lets an operator
     /// find the logged cause.
     pub fn internal(request_id: Option<String>) -> Self {

@@ -12,7 +12,7 @@ use std::{
 
 use common::{
     events::{Event, OrderCreated},
-    health::Flag,
+    health::{Flag, StartupProgress},
     messaging::{
         AmqpSettings,
         broker::Broker,
@@ -75,7 +75,7 @@ impl Fixture {
             gate: gate_rx,
             handled: Mutex::default(),
         });
-        let broker = Broker::connect(settings.clone(), "acks-test")
+        let broker = Broker::connect(settings.clone(), "acks-test", &StartupProgress::new("test"))
             .await
             .unwrap();
         let consumer =

@@ -12,6 +12,7 @@
 use std::time::Duration;
 
 use common::{
+    health::StartupProgress,
     messaging::broker::Broker,
     testing::{self, FaultProxy, eventually},
 };
@@ -28,7 +29,9 @@ async fn a_replaced_connection_is_closed_when_it_recovers_and_keeps_no_consumer(
     let queue = format!("{}replaced", settings.prefix);
     let observer = testing::test_connection().await;
 
-    let broker = Broker::connect(settings, "replaced-test").await.unwrap();
+    let broker = Broker::connect(settings, "replaced-test", &StartupProgress::new("test"))
+        .await
+        .unwrap();
     let channel = broker.conn.create_channel().await.unwrap();
     channel
         .queue_declare(

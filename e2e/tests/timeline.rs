@@ -34,6 +34,34 @@ async fn timeline_with(pipeline: &Pipeline, id: &str, wanted: &[&str]) -> Value 
     .await
 }
 
+/// No queue name and no raw error text in any public detail.
+fn assert_no_internals(timeline: &Value) {
+    for step in timeline["steps"].as_array().unwrap() {
+        let detail = step["detail"].as_str().unwrap_or_default();
+        for internal in [
+            "_queue",
+            "after attempt",
+            "malformed",
+            "provider unavailable",
+        ] {
+            assert!(!detail.contains(internal), "{internal} shown in {step}");
+        }
+    }
+}
+
+/// A service's own part of the timeline, from its internal port (text).
+async fn internal_timeline(service: &str, pipeline: &Pipeline, id: &str) -> String {
+    pipeline
+        .http
+        .get(format!("{service}/timeline/{id}"))
+        .send()
+        .await
+        .expect("the service answers")
+        .text()
+        .await
+        .unwrap()
+}
+
 const PAID: &[&str] = &["order-service:order.paid", "email-service:email.sent"];
 
 fn names(timeline: &Value) -> Vec<String> {
@@ -148,10 +176,18 @@ async fn a_retried_order_shows_each_retry_and_why() {
         .collect();
     assert_eq!(retries.len(), 2, "{timeline}");
     assert!(retries.iter().all(|r| r["service"] == "payment-service"));
+    // The public timeline says a retry happened, not which queue or error.
     let first = retries[0]["detail"].as_str().unwrap();
-    assert!(first.contains("after attempt 1"), "{first}");
+    assert!(first.contains("retrying"), "{first}");
+    assert_no_internals(&timeline);
     assert!(detail_of(&timeline, "payment.completed").ends_with("(attempt 3)"));
     assert_oldest_first(&timeline);
+    // payment-service's own timeline, on its internal port, keeps the cause.
+    let internal = internal_timeline(&pipeline.payment_service, &pipeline, &id).await;
+    assert!(
+        internal.contains("payment_service_queue after attempt 1"),
+        "{internal}"
+    );
     pipeline.stop().await;
 }
 
@@ -183,8 +219,9 @@ async fn a_dead_lettered_message_shows_on_its_order() {
         .unwrap();
 
     let timeline = timeline_with(&pipeline, &id, &["payment-service:message.dead_lettered"]).await;
-    let parked = detail_of(&timeline, "message.dead_lettered");
-    assert!(parked.contains("payment_service_queue"), "{parked}");
+    assert_no_internals(&timeline);
+    let internal = internal_timeline(&pipeline.payment_service, &pipeline, &id).await;
+    assert!(internal.contains("payment_service_queue"), "{internal}");
     let _ = conn.close(200, "done".into()).await;
     pipeline.stop().await;
 }

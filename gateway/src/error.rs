@@ -12,10 +12,10 @@ use common::problem::{FieldError, Problem};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// `400`: the body is not well-formed JSON (or nests deeper than the
-    /// parser's recursion limit).
+    /// `400`: the body is not well-formed JSON, gives a key twice in one
+    /// object, or nests too deep (the error says which).
     #[error("malformed JSON body")]
-    MalformedJson,
+    MalformedJson(common::checkout::json::JsonError),
     /// `400`: a path id that cannot be an id (`what` names it).
     #[error("malformed {what}")]
     MalformedId { what: &'static str },
@@ -76,7 +76,7 @@ impl ApiError {
     /// The problem document this error is answered with.
     pub fn to_problem(&self) -> Problem {
         match self {
-            Self::MalformedJson => Problem::bad_request("the body is not well-formed JSON"),
+            Self::MalformedJson(error) => Problem::bad_request(error.to_string()),
             Self::MalformedId { what } => {
                 Problem::bad_request(format!("malformed id: not a valid {what}"))
             }

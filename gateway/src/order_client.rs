@@ -429,7 +429,9 @@ fn is_delay_seconds(value: &HeaderValue) -> bool {
     (1..=6).contains(&bytes.len()) && bytes.iter().all(u8::is_ascii_digit)
 }
 
-/// `/ready`: order-service's `/health` answers 2xx within two seconds.
+/// `/ready`: order-service's `/health` answers 2xx within two seconds, and
+/// not that it is still starting (its port answers from the first second,
+/// before it can serve).
 #[async_trait::async_trait]
 impl ReadinessCheck for OrderClient {
     async fn check(&self) -> Result<(), String> {
@@ -441,7 +443,14 @@ impl ReadinessCheck for OrderClient {
             .await;
         // The report is served publicly: say what is wrong, not where.
         match probe {
-            Ok(response) if response.status().is_success() => Ok(()),
+            Ok(response) if response.status().is_success() => {
+                let health: serde_json::Value = response.json().await.unwrap_or_default();
+                if health["status"] == common::health::STARTING {
+                    Err("order-service is starting".into())
+                } else {
+                    Ok(())
+                }
+            }
             Ok(response) => Err(format!("order-service answered {}", response.status())),
             Err(e) if e.is_connect() => {
                 tracing::warn!(

@@ -1,7 +1,13 @@
-//! Per-client rate limiting of the public API: `RATE_LIMIT_PER_SECOND`
-//! requests per second sustained, bursts of `RATE_LIMIT_BURST`, per client IP
-//! (GCRA, from the `governor` crate). Past it the client gets `429` with
-//! `Retry-After`, and other clients are not affected.
+//! Per-client rate limiting of every request but the probes (`/health`,
+//! `/ready`, `/metrics`), including those to routes that do not exist:
+//! `RATE_LIMIT_PER_SECOND` requests per second sustained, bursts of
+//! `RATE_LIMIT_BURST`, per client (GCRA, from the `governor` crate). Past it
+//! the client gets `429` with `Retry-After`, and other clients are not
+//! affected.
+//!
+//! A client is an IPv4 address, or an IPv6 /64: one host usually holds a
+//! whole /64, so keying on the exact IPv6 address would give it 2^64
+//! budgets.
 //!
 //! The client is the TCP peer. Behind a reverse proxy every request would
 //! come from the proxy, so `RATE_LIMIT_TRUST_FORWARDED_FOR=true` keys on the
@@ -10,7 +16,7 @@
 //! anyone can send the header.
 
 use std::{
-    net::{IpAddr, SocketAddr},
+    net::{IpAddr, Ipv6Addr, SocketAddr},
     num::NonZeroU32,
     sync::{
         Arc,
@@ -76,6 +82,7 @@ impl Limiter {
 
     /// The client a request counts against (see the module docs).
     fn client_of(&self, headers: &HeaderMap, peer: Option<IpAddr>) -> Option<IpAddr> {
+        let mut address = peer;
         if self.config.trust_forwarded_for {
             let forwarded = headers
                 .get_all("x-forwarded-for")
@@ -84,17 +91,31 @@ impl Limiter {
                 .flat_map(|v| v.split(','))
                 .filter_map(|a| a.trim().parse::<IpAddr>().ok())
                 .next_back();
-            if forwarded.is_some() {
-                return forwarded;
-            }
+            address = forwarded.or(peer);
         }
-        peer
+        address.map(client_key)
+    }
+}
+
+/// An IPv4 address as it is (also when written as an IPv4-mapped IPv6
+/// address); an IPv6 address as its /64 network.
+fn client_key(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
+        },
     }
 }
 
 /// Middleware: answers `429` with `Retry-After` (whole seconds, rounded up)
 /// to a client over its limit; counts every refusal.
 pub async fn enforce(State(limiter): State<Limiter>, request: Request, next: Next) -> Response {
+    // An orchestrator's probes must not fail because a client is flooding.
+    if common::http::is_probe(request.uri().path()) {
+        return next.run(request).await;
+    }
     let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -142,6 +163,40 @@ mod tests {
             "{wait:?}"
         );
         assert!(limiter.check(b).is_ok());
+    }
+
+    #[test]
+    fn an_ipv6_client_is_its_64_and_a_mapped_ipv4_client_its_address() {
+        let keys = limiter(1, 1, false);
+        let client = |peer: &str| keys.client_of(&HeaderMap::new(), peer.parse().ok());
+        assert_eq!(
+            client("2001:db8:1:2:aaaa::1"),
+            client("2001:db8:1:2:ffff:ffff:ffff:ffff")
+        );
+        assert_ne!(client("2001:db8:1:2::1"), client("2001:db8:1:3::1"));
+        assert_eq!(client("::ffff:192.0.2.7"), client("192.0.2.7"));
+        assert_ne!(client("192.0.2.7"), client("192.0.2.8"));
+
+        // The same budget for every address of the /64.
+        let limiter = limiter(1, 2, false);
+        let a: IpAddr = "2001:db8::1".parse().unwrap();
+        let b: IpAddr = "2001:db8::2".parse().unwrap();
+        let headers = HeaderMap::new();
+        assert!(
+            limiter
+                .check(limiter.client_of(&headers, Some(a)).unwrap())
+                .is_ok()
+        );
+        assert!(
+            limiter
+                .check(limiter.client_of(&headers, Some(b)).unwrap())
+                .is_ok()
+        );
+        assert!(
+            limiter
+                .check(limiter.client_of(&headers, Some(a)).unwrap())
+                .is_err()
+        );
     }
 
     #[test]

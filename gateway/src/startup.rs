@@ -72,27 +72,29 @@ impl Application {
     }
 }
 
-/// The whole HTTP surface: the public API (rate limited per client when
-/// `rate_limit` is set), its OpenAPI document and docs page, `/health`,
-/// `/ready` (order-service reachable), `/metrics`, and problem+json for
-/// unknown paths and methods. The standard layers (request id, trace span,
+/// The whole HTTP surface: the public API, its OpenAPI document and docs
+/// page, `/health`, `/ready` (order-service reachable), `/metrics`, and
+/// problem+json for unknown paths and methods. When `rate_limit` is set,
+/// every request but the probes counts against its client's limit, whether
+/// its route exists or not. The standard layers (request id, trace span,
 /// metrics) wrap all of it.
 pub fn router(state: AppState, rate_limit: Option<RateLimit>) -> Router {
     let readiness = Readiness::default().with("order_service", state.orders.clone());
-    let mut api = routes::api().with_state(state);
-    if let Some(limit) = rate_limit {
-        api = api.layer(middleware::from_fn_with_state(
-            Limiter::new(limit),
-            rate_limit::enforce,
-        ));
-    }
-    let app = api
+    let mut app = routes::api()
+        .with_state(state)
         .merge(openapi::router())
         .merge(common::health::router(readiness))
         .fallback(error::no_route)
         // After every route is in place: it is set on each existing route.
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT));
+    if let Some(limit) = rate_limit {
+        // Last, so it covers the fallbacks too.
+        app = app.layer(middleware::from_fn_with_state(
+            Limiter::new(limit),
+            rate_limit::enforce,
+        ));
+    }
     common::http::with_standard_layers(app, "gateway")
 }
 

@@ -1,6 +1,7 @@
 //! payment-service killed at the worst moments (reliability matrix M1, M2),
-//! and its consumer channel closed by the broker (M10): the real binary,
-//! misbehaving at a fail point.
+//! its consumer channel closed by the broker (M10), and started while its
+//! broker is unreachable: the real binary, misbehaving at a fail point or
+//! facing a dependency that is not there.
 
 mod support;
 
@@ -124,4 +125,47 @@ async fn a_consumer_channel_closed_by_the_broker_is_rebuilt_and_the_service_keep
         testing::queue_depth(&scenario.conn, "payment_service_queue.dlq").await,
         0
     );
+}
+
+#[tokio::test]
+async fn a_service_waiting_for_an_unreachable_broker_answers_probes_and_says_why() {
+    let scenario = Scenario::new().await;
+    let port = testing::free_port();
+    let nowhere = format!("amqp://guest:guest@127.0.0.1:{}/%2f", testing::free_port());
+    let service = scenario.start(port, &[("RABBITMQ_URL", nowhere)]);
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let get = |path: &'static str| client.get(format!("http://127.0.0.1:{port}{path}")).send();
+
+    // Alive and answering, but not ready, with the reason.
+    let reason = eventually(
+        Duration::from_secs(20),
+        "/ready to name the unreachable broker",
+        || async {
+            assert_eq!(get("/health").await.ok()?.status(), 200);
+            let ready = get("/ready").await.ok()?;
+            assert_eq!(ready.status(), 503);
+            let body: serde_json::Value = ready.json().await.ok()?;
+            let reason = body["checks"]["startup"].as_str()?.to_owned();
+            reason.contains("refused").then_some(reason)
+        },
+    )
+    .await;
+    assert!(reason.contains("RabbitMQ"), "{reason}");
+    assert!(
+        !reason.contains("guest:guest"),
+        "the password is shown: {reason}"
+    );
+
+    // And said so in the log, at warn level, without the password.
+    let warning = eventually(Duration::from_secs(20), "a warning in the log", || async {
+        let log = service.log_text();
+        log.lines()
+            .find(|l| l.contains("RabbitMQ not reachable yet") && l.contains("WARN"))
+            .map(str::to_owned)
+    })
+    .await;
+    assert!(!service.log_text().contains("guest:guest"), "{warning}");
 }

@@ -34,15 +34,16 @@ pub mod batch;
 
 use std::time::Duration;
 
+use crate::{
+    config::{self, ConfigError},
+    health::StartupProgress,
+};
 use anyhow::Context;
 use sqlx::{
     AssertSqlSafe, ConnectOptions, Connection, Executor, PgPool,
     migrate::Migrator,
     postgres::{PgConnectOptions, PgPoolOptions},
 };
-use tokio_util::sync::CancellationToken;
-
-use crate::config::{self, ConfigError};
 
 /// Run on every new connection (see the module comment).
 pub const SESSION_SETUP: &str = "SET plan_cache_mode = force_custom_plan";
@@ -170,25 +171,25 @@ pub async fn connect(settings: &DatabaseSettings, plans: Plans) -> anyhow::Resul
         .context("connecting to the database")
 }
 
-/// [`connect_and_migrate`], retried with backoff until it works or `shutdown`
-/// fires, so a service started before its database waits instead of dying.
+/// [`connect_and_migrate`], retried with backoff until it works, so a
+/// service started before its database waits instead of dying. Each failed
+/// attempt is logged (at most every 5 s) and shown in `progress`.
 pub async fn connect_with_retry(
     settings: &DatabaseSettings,
     migrator: &Migrator,
-    shutdown: &CancellationToken,
+    progress: &StartupProgress,
 ) -> anyhow::Result<PgPool> {
     let mut delay = Duration::from_millis(200);
     loop {
         match connect_and_migrate(settings, migrator).await {
             Ok(pool) => return Ok(pool),
             Err(e) => {
-                tracing::warn!(error = format!("{e:#}"), retry_in = ?delay, "database not available yet");
+                let error = format!("{e:#}");
+                tracing::warn!(%error, retry_in = ?delay, "database not available yet");
+                progress.set(format!("waiting for PostgreSQL: {error}"));
             }
         }
-        tokio::select! {
-            _ = shutdown.cancelled() => anyhow::bail!("shut down while waiting for the database"),
-            _ = tokio::time::sleep(delay) => {}
-        }
+        tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(5));
     }
 }

@@ -18,7 +18,7 @@ use super::{
 };
 use crate::{
     events::Event,
-    health::{Flag, FlagCheck, Readiness},
+    health::{Flag, FlagCheck, Readiness, StartupProgress},
 };
 
 pub struct Broker {
@@ -31,10 +31,16 @@ pub struct Broker {
 }
 
 impl Broker {
-    /// Connects as `service` (the connection name shown in the management UI).
-    pub async fn connect(settings: AmqpSettings, service: &'static str) -> anyhow::Result<Self> {
+    /// Connects as `service` (the connection name shown in the management
+    /// UI), waiting for a broker that is not up yet; `progress` says why
+    /// meanwhile.
+    pub async fn connect(
+        settings: AmqpSettings,
+        service: &'static str,
+        progress: &StartupProgress,
+    ) -> anyhow::Result<Self> {
         let name = format!("{service}@{}", hostname());
-        let conn = connection::connect(&settings, &name, &CancellationToken::new()).await?;
+        let conn = connection::connect(&settings, &name, progress).await?;
         let connected = Flag::default();
         connected.set(true);
         Ok(Self {

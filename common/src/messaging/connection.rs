@@ -15,15 +15,21 @@ use lapin::{Connection, ConnectionProperties};
 use tokio_util::sync::CancellationToken;
 
 use super::AmqpSettings;
-use crate::health::Flag;
+use crate::health::{Flag, StartupProgress};
 
-/// Connects to the broker; with recovery on, lapin retries the initial
-/// connection too, so this waits for a broker that is not up yet (or until
-/// `shutdown`).
+/// How often a connection that is still being attempted is reported: in
+/// `progress` on each tick, in the log at most every [`WARN_EVERY`].
+const REPORT_EVERY: Duration = Duration::from_secs(2);
+const WARN_EVERY: Duration = Duration::from_secs(10);
+
+/// Connects to the broker. With recovery on, lapin retries the initial
+/// connection too, silently and for as long as it takes, so this waits for a
+/// broker that is not up yet; meanwhile it says why in `progress` and, at
+/// warn level, in the log.
 pub async fn connect(
     settings: &AmqpSettings,
     name: &str,
-    shutdown: &CancellationToken,
+    progress: &StartupProgress,
 ) -> anyhow::Result<Connection> {
     let properties = ConnectionProperties::default()
         .with_connection_name(name.into())
@@ -35,10 +41,34 @@ pub async fn connect(
                 .without_max_times()
         });
     let url = with_heartbeat(&settings.url);
-    tokio::select! {
-        _ = shutdown.cancelled() => anyhow::bail!("shut down while connecting to RabbitMQ"),
-        conn = Connection::connect(&url, properties) => {
-            conn.with_context(|| format!("connecting to RabbitMQ at {}", crate::config::redact_url(&settings.url)))
+    let shown = crate::config::redact_url(&settings.url);
+    let started = Instant::now();
+    let mut last_warned: Option<Instant> = None;
+    let connecting = Connection::connect(&url, properties);
+    tokio::pin!(connecting);
+    let mut report =
+        tokio::time::interval_at(tokio::time::Instant::now() + REPORT_EVERY, REPORT_EVERY);
+    loop {
+        tokio::select! {
+            conn = &mut connecting => {
+                if last_warned.is_some() {
+                    tracing::info!(broker = %shown, after = ?started.elapsed(), "connected to RabbitMQ");
+                }
+                return conn.with_context(|| format!("connecting to RabbitMQ at {shown}"));
+            }
+            _ = report.tick() => {
+                let reason = match probe(&settings.url).await {
+                    Ok(()) => "the port answers but the AMQP handshake has not succeeded \
+                        (user, password, vhost or TLS?)".to_owned(),
+                    Err(reason) => reason,
+                };
+                let waited = started.elapsed().as_secs();
+                progress.set(format!("waiting for RabbitMQ at {shown} for {waited} s: {reason}"));
+                if last_warned.is_none_or(|at| at.elapsed() >= WARN_EVERY) {
+                    last_warned = Some(Instant::now());
+                    tracing::warn!(broker = %shown, waited_s = waited, %reason, "RabbitMQ not reachable yet; still trying");
+                }
+            }
         }
     }
 }
@@ -143,17 +173,21 @@ pub fn close_when_recovered(conn: std::sync::Arc<Connection>) {
 
 /// Whether the broker's host and port accept a TCP connection (within 1 s).
 async fn broker_accepts_connections(url: &str) -> bool {
+    probe(url).await.is_ok()
+}
+
+/// `Ok` if the broker's host and port accept a TCP connection within 1 s,
+/// else why not.
+async fn probe(url: &str) -> Result<(), String> {
     let Some(address) = host_and_port(url) else {
-        return false;
+        return Err("the URL names no host".to_owned());
     };
-    matches!(
-        tokio::time::timeout(
-            Duration::from_secs(1),
-            tokio::net::TcpStream::connect(address)
-        )
-        .await,
-        Ok(Ok(_))
-    )
+    let connect = tokio::net::TcpStream::connect(&address);
+    match tokio::time::timeout(Duration::from_secs(1), connect).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(error)) => Err(format!("{address}: {error}")),
+        Err(_) => Err(format!("{address}: no answer within 1 s")),
+    }
 }
 
 /// `host:port` of an `amqp://` or `amqps://` URL.

@@ -5,10 +5,11 @@ use std::net::SocketAddr;
 
 use sqlx::{PgPool, migrate::Migrator};
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
+use super::startup::StartupServer;
 use crate::{
     db::{self, DatabaseSettings},
+    health::StartupProgress,
     messaging::{AmqpSettings, broker::Broker},
 };
 
@@ -20,7 +21,8 @@ pub struct Foundation {
 
 impl Foundation {
     /// Binds `bind_addr`, then connects to PostgreSQL and RabbitMQ, waiting
-    /// for either if it is not up yet.
+    /// for either if it is not up yet. Meanwhile the port answers probes
+    /// ([`StartupServer`]): alive, not ready, and why.
     pub async fn connect(
         service: &'static str,
         bind_addr: SocketAddr,
@@ -31,8 +33,12 @@ impl Foundation {
         crate::metrics::install();
         crate::metrics::service_info(service);
         let listener = TcpListener::bind(bind_addr).await?;
-        let pool = db::connect_with_retry(database, migrator, &CancellationToken::new()).await?;
-        let broker = Broker::connect(amqp, service).await?;
+        let progress = StartupProgress::new("connecting to PostgreSQL");
+        let startup = StartupServer::start(listener, service, progress.clone());
+        let pool = db::connect_with_retry(database, migrator, &progress).await?;
+        progress.set("connecting to RabbitMQ");
+        let broker = Broker::connect(amqp, service, &progress).await?;
+        let listener = startup.finish().await?;
         Ok(Self {
             listener,
             pool,

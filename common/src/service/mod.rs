@@ -12,6 +12,7 @@
 
 mod binary;
 mod foundation;
+pub mod startup;
 
 pub use binary::{DeadLetters, Service, main, supervise};
 pub use foundation::Foundation;

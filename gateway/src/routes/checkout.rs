@@ -2,8 +2,8 @@
 //!
 //! Everything the gateway can check is checked before any network hop, in
 //! this order, so a rejected request never reaches order-service:
-//! `Content-Type` (`415`), size (`413`), JSON syntax (`400`), fields (`422`),
-//! `Idempotency-Key` (`400`). Only the validated [`CheckoutRequest`] is
+//! `Content-Type` (`415`), size (`413`), JSON syntax, a key given twice or
+//! nesting too deep (`400`), fields (`422`), `Idempotency-Key` (`400`). Only the validated [`CheckoutRequest`] is
 //! forwarded, re-serialised, so unknown or duplicate keys and odd number
 //! spellings in the client's bytes never travel further.
 
@@ -16,7 +16,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use common::{
-    checkout::{CheckoutRequest, parse_checkout},
+    checkout::{CheckoutError, CheckoutRequest, parse_checkout},
     http::request_id,
     problem::Problem,
 };
@@ -63,7 +63,8 @@ const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
                     description = "`true` when this is the stored answer to an earlier \
                         request with the same `Idempotency-Key`"),
             )),
-        (status = 400, description = "Malformed JSON, or a malformed `Idempotency-Key`.", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed JSON (also: a key given twice in one object, or \
+            nesting deeper than 16 levels), or a malformed `Idempotency-Key`.", body = Problem, content_type = "application/problem+json"),
         (status = 408, description = "The body was not received in time.", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A `price` differs from the catalog (`current_prices` holds \
             the catalog prices by product id).", body = Problem, content_type = "application/problem+json"),
@@ -160,13 +161,11 @@ impl<S: Send + Sync> FromRequest<S> for CheckoutBody {
         let bytes = tokio::time::timeout(BODY_READ_TIMEOUT, Bytes::from_request(req, state))
             .await
             .map_err(|_| ApiError::BodyTimeout)??;
-        // serde_json stops at 128 levels of nesting with an error, so a
-        // deeply nested body is a 400 like any other malformed JSON.
-        let value: serde_json::Value =
-            serde_json::from_slice(&bytes).map_err(|_| ApiError::MalformedJson)?;
-        parse_checkout(&value)
-            .map(CheckoutBody)
-            .map_err(ApiError::Validation)
+        match parse_checkout(&bytes) {
+            Ok(checkout) => Ok(CheckoutBody(checkout)),
+            Err(CheckoutError::Malformed(error)) => Err(ApiError::MalformedJson(error)),
+            Err(CheckoutError::Invalid(errors)) => Err(ApiError::Validation(errors)),
+        }
     }
 }
 

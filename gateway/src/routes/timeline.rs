@@ -3,6 +3,11 @@
 //! decides whether the order exists (`404` otherwise); payment-service and
 //! email-service are asked at the same time, and one that cannot answer
 //! within two seconds is named in `incomplete` rather than failing the page.
+//!
+//! The services' own timelines are for operators: they name queues and
+//! quote raw errors (a provider's or an SMTP server's reply). The public
+//! timeline keeps the step names and only the details that are the order's
+//! own data ([`public_step`]).
 
 use std::{sync::Arc, time::Duration};
 
@@ -86,7 +91,9 @@ impl TimelinePeers {
     tag = "orders",
     summary = "Every step of an order",
     description = "Created, events published, payment made or declined, email sent or failed, \
-        retries (with their reason) and dead-lettering, each with its time, oldest first. \
+        retries and dead-lettering, each with its time, oldest first. Details are the order's \
+        own data (amount, transaction id, decline code, email kind); internal causes are not \
+        shown. \
         `incomplete` names a service whose part could not be read just now.",
     params(("id" = uuid::Uuid, Path, description = "The order id from the checkout")),
     responses(
@@ -114,6 +121,7 @@ pub async fn get_order_timeline(
     };
     steps.extend(peer_steps);
     steps.sort_by_key(|s| s.at);
+    let steps: Vec<TimelineStep> = steps.into_iter().map(public_step).collect();
     let status = if steps.iter().any(|s| s.step == "order.paid") {
         "paid"
     } else if steps.iter().any(|s| s.step == "order.failed") {
@@ -128,4 +136,86 @@ pub async fn get_order_timeline(
         incomplete,
     })
     .into_response())
+}
+
+/// A step as the public sees it: the step's name and time, and its detail
+/// only where that is the order's own data (amount, transaction id, decline
+/// code, email kind); retries, dead-lettering and failed emails get a fixed
+/// wording, and anything else no detail.
+fn public_step(mut step: TimelineStep) -> TimelineStep {
+    step.detail = match step.step.as_str() {
+        "order.created" | "order.paid" | "order.failed" | "payment.completed"
+        | "payment.failed" | "email.sent" | "email.sending" => step.detail,
+        "message.retry_scheduled" => Some("a step failed for a passing reason; retrying".into()),
+        "message.dead_lettered" => Some("held for an operator to look at".into()),
+        "email.failed" => Some("the email could not be delivered".into()),
+        _ => None,
+    };
+    step
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(name: &str, detail: &str) -> TimelineStep {
+        serde_json::from_value(serde_json::json!({
+            "at": "2026-12-03T08:00:00Z",
+            "service": "payment-service",
+            "step": name,
+            "detail": detail,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_public_timeline_shows_no_queue_names_or_raw_errors() {
+        let internal = [
+            step(
+                "message.retry_scheduled",
+                "payment_service_queue after attempt 1: payment provider unavailable (503 from 10.0.0.7)",
+            ),
+            step(
+                "message.dead_lettered",
+                "email_service_queue after attempt 5: malformed message: missing field",
+            ),
+            step(
+                "email.failed",
+                "550 5.1.1 <a@example.com>: mailbox unavailable",
+            ),
+            step(
+                "event.published",
+                "payment.payment.processed (after 3 publish attempts)",
+            ),
+            step("something.new", "internal detail"),
+        ];
+        for shown in internal.into_iter().map(public_step) {
+            let detail = shown.detail.unwrap_or_default();
+            for secret in [
+                "queue",
+                "attempt",
+                "10.0.0.7",
+                "550",
+                "malformed",
+                "internal",
+            ] {
+                assert!(!detail.contains(secret), "{}: {detail}", shown.step);
+            }
+        }
+    }
+
+    #[test]
+    fn the_orders_own_data_stays_in_the_public_timeline() {
+        for (name, detail) in [
+            ("order.created", "1299.99 USD"),
+            ("payment.completed", "TXN-9423F6A26202"),
+            ("payment.failed", "card_declined"),
+            ("email.sent", "confirmation"),
+        ] {
+            assert_eq!(
+                public_step(step(name, detail)).detail.as_deref(),
+                Some(detail)
+            );
+        }
+    }
 }

@@ -4,6 +4,7 @@
 
 mod checkout;
 mod docs;
+mod hardening;
 mod helpers;
 mod limits;
 mod reads;

@@ -3,6 +3,9 @@
 
 use std::time::{Duration, Instant};
 
+use common::{health::StartupProgress, service::startup::StartupServer};
+use reqwest::StatusCode;
+
 use crate::helpers::{
     SEED_CHECKOUT, TEST_UPSTREAM_TIMEOUT, TestApp, Upstream, assert_problem, closed_port_url,
     spawn_app, spawn_with,
@@ -133,4 +136,21 @@ async fn an_order_service_answer_that_is_not_json_is_a_502_problem() {
     let (app, _upstream) = spawn_with(Upstream::Garbage).await;
 
     failed_checkout(&app, 502).await;
+}
+
+#[tokio::test]
+async fn the_gateway_is_not_ready_while_order_service_is_still_starting() {
+    // order-service's own start-up server: its port answers before it can serve.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let progress = StartupProgress::new("waiting for PostgreSQL");
+    let starting = StartupServer::start(listener, "order-service", progress);
+    let app = spawn_app(url).await;
+
+    let response = app.get("/ready").await;
+
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["checks"]["order_service"], "order-service is starting");
+    starting.finish().await.unwrap();
 }

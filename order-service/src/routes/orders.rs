@@ -10,7 +10,10 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use chrono::{SubsecRound, Utc};
-use common::{checkout::parse_checkout, messaging::outbox::OutboxRow};
+use common::{
+    checkout::{CheckoutError, parse_checkout},
+    messaging::outbox::OutboxRow,
+};
 use uuid::Uuid;
 
 use super::AppState;
@@ -40,9 +43,10 @@ pub async fn create_order(
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let key = idempotency_key(&headers)?;
-    let value: serde_json::Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))?;
-    let request = parse_checkout(&value).map_err(ApiError::Validation)?;
+    let request = parse_checkout(&body).map_err(|error| match error {
+        CheckoutError::Malformed(e) => ApiError::BadRequest(e.to_string()),
+        CheckoutError::Invalid(errors) => ApiError::Validation(errors),
+    })?;
     let fingerprint = serde_json::to_string(&request).expect("a checkout serialises");
     if let Some(key) = key
         && let Some(stored) =

@@ -2,17 +2,22 @@
 //! rejects bad input before any network hop) and order-service (which never
 //! trusts its caller either).
 //!
-//! Parse, don't validate: [`parse_checkout`] turns untrusted JSON into a
+//! Parse, don't validate: [`parse_checkout`] turns an untrusted body into a
 //! [`CheckoutRequest`] whose fields are known good, or into the full list of
-//! field errors. It works on a `serde_json::Value` so every field gets its own
-//! clear message (`quantity` given as `1.5`, `"2"` or `1e20` is "must be an
-//! integer", not a generic deserialisation error).
+//! field errors. It reads the body as a [`json::Json`] document so every
+//! field gets its own clear message (`quantity` given as `1.5`, `"2"` or
+//! `1e20` is "must be an integer", not a generic deserialisation error), a
+//! key given twice is refused, and a price given as a number is checked
+//! exactly as it is written.
+
+pub mod json;
 
 use std::{collections::HashSet, str::FromStr};
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+
+use self::json::{Json, JsonError, Number, Object};
 use utoipa::{
     ToSchema,
     openapi::{
@@ -79,9 +84,27 @@ fn price_schema() -> impl Into<RefOr<Schema>> {
 /// two more digits. Nothing else (no sign, spaces or exponent).
 const PRICE_PATTERN: &str = r"^[0-9]{1,15}(\.[0-9]{1,2})?$";
 
-/// Validates a checkout body; duplicate `product_id` lines are rejected (the
-/// client should send one line per product with its quantity).
-pub fn parse_checkout(body: &Value) -> Result<CheckoutRequest, Vec<FieldError>> {
+/// Why a checkout body was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckoutError {
+    /// `400`: not a JSON document this service reads (malformed, a key
+    /// given twice, nested too deep).
+    #[error(transparent)]
+    Malformed(#[from] JsonError),
+    /// `422`: a document whose fields are invalid, each listed.
+    #[error("invalid checkout request")]
+    Invalid(Vec<FieldError>),
+}
+
+/// Reads and validates a checkout body.
+pub fn parse_checkout(body: &[u8]) -> Result<CheckoutRequest, CheckoutError> {
+    let document = Json::parse(body)?;
+    validate(&document).map_err(CheckoutError::Invalid)
+}
+
+/// Validates a checkout document; duplicate `product_id` lines are rejected
+/// (the client should send one line per product with its quantity).
+fn validate(body: &Json) -> Result<CheckoutRequest, Vec<FieldError>> {
     let mut errors = Vec::new();
     let Some(object) = body.as_object() else {
         return Err(vec![FieldError::new("", "the body must be a JSON object")]);
@@ -105,30 +128,30 @@ pub fn parse_checkout(body: &Value) -> Result<CheckoutRequest, Vec<FieldError>> 
 }
 
 fn reject_unknown_fields(
-    object: &Map<String, Value>,
+    object: &Object,
     known: &[&str],
     prefix: &str,
     errors: &mut Vec<FieldError>,
 ) {
-    for key in object.keys().filter(|k| !known.contains(&k.as_str())) {
+    for key in object.keys().filter(|k| !known.contains(k)) {
         let shown: String = key.chars().take(64).collect();
         errors.push(FieldError::new(format!("{prefix}{shown}"), "unknown field"));
     }
 }
 
 fn positive_int(
-    value: Option<&Value>,
+    value: Option<&Json>,
     field: &str,
     max: i64,
     errors: &mut Vec<FieldError>,
 ) -> Option<i64> {
     let message = match value {
-        None | Some(Value::Null) => "is required".to_owned(),
-        Some(Value::Number(n)) => match n.as_i64() {
+        None | Some(Json::Null) => "is required".to_owned(),
+        Some(Json::Number(n)) => match n.as_i64() {
             Some(v) if (1..=max).contains(&v) => return Some(v),
             Some(_) if max == i64::MAX => "must be a positive integer".to_owned(),
             Some(_) => format!("must be an integer from 1 to {max}"),
-            None if n.is_u64() => format!("must be at most {max}"),
+            None if n.is_big_integer() => format!("must be at most {max}"),
             None => "must be an integer".to_owned(),
         },
         Some(_) => "must be an integer".to_owned(),
@@ -137,10 +160,10 @@ fn positive_int(
     None
 }
 
-fn email(value: Option<&Value>, field: &str, errors: &mut Vec<FieldError>) -> Option<String> {
+fn email(value: Option<&Json>, field: &str, errors: &mut Vec<FieldError>) -> Option<String> {
     match value {
-        None | Some(Value::Null) => errors.push(FieldError::new(field, "is required")),
-        Some(Value::String(s)) => match check_email(s) {
+        None | Some(Json::Null) => errors.push(FieldError::new(field, "is required")),
+        Some(Json::String(s)) => match check_email(s) {
             Ok(()) => return Some(s.clone()),
             Err(message) => errors.push(FieldError::new(field, message)),
         },
@@ -149,13 +172,13 @@ fn email(value: Option<&Value>, field: &str, errors: &mut Vec<FieldError>) -> Op
     None
 }
 
-fn items(value: Option<&Value>, errors: &mut Vec<FieldError>) -> Option<Vec<CheckoutItem>> {
+fn items(value: Option<&Json>, errors: &mut Vec<FieldError>) -> Option<Vec<CheckoutItem>> {
     let list = match value {
-        None | Some(Value::Null) => {
+        None | Some(Json::Null) => {
             errors.push(FieldError::new("items", "is required"));
             return None;
         }
-        Some(Value::Array(list)) => list,
+        Some(Json::Array(list)) => list,
         Some(_) => {
             errors.push(FieldError::new("items", "must be an array"));
             return None;
@@ -216,45 +239,77 @@ fn items(value: Option<&Value>, errors: &mut Vec<FieldError>) -> Option<Vec<Chec
 }
 
 /// `Ok(None)` when absent; a string matching [`PRICE_PATTERN`], or a number
-/// that is a non-negative amount with at most two decimals.
+/// that, exactly as written, is a non-negative amount with at most two
+/// decimals.
 fn price(
-    value: Option<&Value>,
+    value: Option<&Json>,
     field: &str,
     errors: &mut Vec<FieldError>,
 ) -> Result<Option<Decimal>, ()> {
-    let raw = match value {
-        None | Some(Value::Null) => return Ok(None),
-        Some(Value::String(s)) if is_price_string(s) => s.clone(),
-        Some(Value::String(_)) => {
-            errors.push(FieldError::new(
-                field,
-                "must be a decimal amount such as \"1299.99\"",
-            ));
-            return Err(());
+    let checked = match value {
+        None | Some(Json::Null) => return Ok(None),
+        Some(Json::String(s)) if is_price_string(s) => {
+            Decimal::from_str(s).map_err(|_| "must be a decimal amount such as \"1299.99\"")
         }
-        Some(Value::Number(n)) => n.to_string(),
-        Some(_) => {
-            errors.push(FieldError::new(
-                field,
-                "must be a decimal string or a number",
-            ));
-            return Err(());
-        }
+        Some(Json::String(_)) => Err("must be a decimal amount such as \"1299.99\""),
+        Some(Json::Number(n)) => number_price(n),
+        Some(_) => Err("must be a decimal string or a number"),
     };
-    match Decimal::from_str(&raw) {
-        Ok(d) if d.is_sign_negative() => {
-            errors.push(FieldError::new(field, "must not be negative"))
-        }
-        Ok(d) if d.normalize().scale() > 2 => {
-            errors.push(FieldError::new(field, "must have at most two decimals"))
-        }
-        Ok(d) => return Ok(Some(d)),
-        Err(_) => errors.push(FieldError::new(
-            field,
-            "must be a decimal amount such as \"1299.99\"",
-        )),
+    checked.map(Some).map_err(|message| {
+        errors.push(FieldError::new(field, message));
+    })
+}
+
+/// A price written as a JSON number, judged by its text rather than by a
+/// rounded value: `1299.9900000000001` has thirteen decimals, `-0` is
+/// negative. An exponent is fine where the value still has at most two
+/// decimals (`1.5e1` is 15).
+fn number_price(n: &Number) -> Result<Decimal, &'static str> {
+    let text = n.as_str();
+    if text.starts_with('-') {
+        return Err("must not be negative");
     }
-    Err(())
+    // JSON's grammar: digits, optionally `.` and digits, optionally `e`, an
+    // optional sign and digits.
+    let (mantissa, exponent) = match text.split_once(['e', 'E']) {
+        Some((mantissa, exponent)) => (mantissa, exponent.parse::<i64>().ok()),
+        None => (text, Some(0)),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let fraction = fraction.trim_end_matches('0');
+    let digits = format!("{whole}{fraction}");
+    let mut significant = digits.trim_start_matches('0');
+    if significant.is_empty() {
+        return Ok(Decimal::ZERO);
+    }
+    // The value is `significant` × 10^-decimals.
+    let Some(mut decimals) = exponent.map(|e| fraction.len() as i64 - e) else {
+        return Err(if text.contains("e-") || text.contains("E-") {
+            "must have at most two decimals"
+        } else {
+            "is too large"
+        });
+    };
+    // `1000e-3` is 1.
+    while decimals > 2
+        && let Some(shorter) = significant.strip_suffix('0')
+    {
+        significant = shorter;
+        decimals -= 1;
+    }
+    if decimals > 2 {
+        return Err("must have at most two decimals");
+    }
+    // At most 15 whole digits, as for a price string.
+    if significant.len() as i64 - decimals > 15 {
+        return Err("is too large");
+    }
+    let mantissa: i128 = significant.parse().map_err(|_| "is too large")?;
+    Ok(if decimals >= 0 {
+        Decimal::from_i128_with_scale(mantissa, decimals as u32)
+    } else {
+        Decimal::from_i128_with_scale(mantissa * 10_i128.pow(decimals.unsigned_abs() as u32), 0)
+    })
 }
 
 /// [`PRICE_PATTERN`] without a regex engine: 1–15 digits, then optionally a
@@ -303,6 +358,11 @@ pub fn check_email(address: &str) -> Result<(), &'static str> {
         && labels
             .last()
             .is_some_and(|tld| tld.len() >= 2 && tld.chars().all(|c| c.is_ascii_alphabetic()));
+    // RFC 2047 encoded-words (`=?utf-8?q?victim=40target.com?=`) are not
+    // addresses, but some mail clients decode them in `To:`.
+    if local.contains("=?") {
+        return Err("must not contain an encoded word (=?...?=)");
+    }
     if local_ok && domain_ok {
         Ok(())
     } else {
@@ -313,24 +373,52 @@ pub fn check_email(address: &str) -> Result<(), &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn seed_body() -> Value {
         json!({"user_id": 1, "user_email": "test@example.com",
                "items": [{"product_id": 1, "quantity": 1, "price": "1299.99"}]})
     }
 
+    fn parse(body: &Value) -> Result<CheckoutRequest, Vec<FieldError>> {
+        match parse_checkout(body.to_string().as_bytes()) {
+            Ok(request) => Ok(request),
+            Err(CheckoutError::Invalid(errors)) => Err(errors),
+            Err(other) => panic!("{body}: {other}"),
+        }
+    }
+
     fn fields(body: Value) -> Vec<String> {
-        parse_checkout(&body)
+        parse(&body)
             .unwrap_err()
             .into_iter()
             .map(|e| e.field)
             .collect()
     }
 
+    /// The seed body with its price written as `price` (JSON text).
+    fn with_price(price: &str) -> Result<CheckoutRequest, CheckoutError> {
+        let body = format!(
+            r#"{{"user_id": 1, "user_email": "test@example.com",
+                "items": [{{"product_id": 1, "quantity": 1, "price": {price}}}]}}"#
+        );
+        parse_checkout(body.as_bytes())
+    }
+
+    fn price_error(price: &str) -> String {
+        match with_price(price) {
+            Err(CheckoutError::Invalid(errors)) => {
+                assert_eq!(errors.len(), 1, "{price}: {errors:?}");
+                assert_eq!(errors[0].field, "items[0].price");
+                errors[0].message.clone()
+            }
+            other => panic!("{price}: {other:?}"),
+        }
+    }
+
     #[test]
     fn the_seed_checkout_body_is_valid() {
-        let request = parse_checkout(&seed_body()).unwrap();
+        let request = parse(&seed_body()).unwrap();
         assert_eq!(request.user_id, 1);
         assert_eq!(
             request.items[0].price,
@@ -343,11 +431,11 @@ mod tests {
         let mut body = seed_body();
         body["items"][0]["price"] = json!(1299.99);
         assert_eq!(
-            parse_checkout(&body).unwrap().items[0].price,
+            parse(&body).unwrap().items[0].price,
             Some(Decimal::from_str("1299.99").unwrap())
         );
         body["items"][0].as_object_mut().unwrap().remove("price");
-        assert_eq!(parse_checkout(&body).unwrap().items[0].price, None);
+        assert_eq!(parse(&body).unwrap().items[0].price, None);
     }
 
     #[test]
@@ -436,13 +524,57 @@ mod tests {
         ] {
             let mut body = seed_body();
             body["items"][0]["price"] = good.clone();
-            let parsed = parse_checkout(&body).unwrap_or_else(|e| panic!("{good}: {e:?}"));
+            let parsed = parse(&body).unwrap_or_else(|e| panic!("{good}: {e:?}"));
             assert_eq!(
                 parsed.items[0].price,
                 Some(Decimal::from_str(expected).unwrap()),
                 "{good}"
             );
         }
+    }
+
+    #[test]
+    fn number_prices_are_judged_exactly_as_written() {
+        assert_eq!(
+            price_error("1299.9900000000001"),
+            "must have at most two decimals"
+        );
+        assert_eq!(price_error("1e-400"), "must have at most two decimals");
+        assert_eq!(price_error("0.001"), "must have at most two decimals");
+        assert_eq!(price_error("-0"), "must not be negative");
+        assert_eq!(price_error("-1e-400"), "must not be negative");
+        assert_eq!(price_error("-0.0"), "must not be negative");
+        assert_eq!(price_error("1e15"), "is too large");
+        assert_eq!(price_error("1e999999999999999999999"), "is too large");
+        for (written, expected) in [
+            ("1299.99", "1299.99"),
+            ("1299.990000", "1299.99"),
+            ("1.5e1", "15"),
+            ("1000e-3", "1"),
+            ("12E-1", "1.2"),
+            ("0", "0"),
+            ("0e-400", "0"),
+            ("999999999999999.99", "999999999999999.99"),
+        ] {
+            let request = with_price(written).unwrap_or_else(|e| panic!("{written}: {e:?}"));
+            assert_eq!(
+                request.items[0].price,
+                Some(Decimal::from_str(expected).unwrap()),
+                "{written}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_key_given_twice_makes_the_body_malformed() {
+        let body = br#"{"user_id": 1, "user_email": "good@example.com",
+            "user_email": "evil@example.com",
+            "items": [{"product_id": 1, "quantity": 1}]}"#;
+        let error = parse_checkout(body).unwrap_err();
+        assert!(
+            matches!(&error, CheckoutError::Malformed(JsonError::RepeatedKey(k)) if k == "user_email"),
+            "{error:?}"
+        );
     }
 
     #[test]
@@ -476,6 +608,8 @@ mod tests {
             "a@example.c0m",
             "a b@example.com",
             "a\0@example.com",
+            "=?utf-8?q?victim=40target.com?=@example.com",
+            "=?utf-8?b?dmljdGlt?=@example.com",
             long.as_str(),
         ] {
             assert!(check_email(bad).is_err(), "{bad:?}");
