@@ -1,4 +1,4 @@
-//! The public HTTP shapes of the API (DESIGN.md's order object, the order
+//! The public HTTP shapes of the API (the order object of `docs/architecture.md`, the order
 //! status and the catalog), shared by order-service, which serialises them,
 //! and the gateway, whose OpenAPI document is generated from these very types
 //! (`utoipa::ToSchema`), so the documentation cannot drift from what is sent.

@@ -1,6 +1,6 @@
 //! The event contract: the JSON bodies that travel over RabbitMQ.
 //!
-//! Field names and shapes are fixed by DESIGN.md (and stay compatible with the
+//! Field names and shapes are the contract of `docs/architecture.md` (and stay compatible with the
 //! seed Python services): flat JSON, money as a decimal string, timestamps in
 //! RFC 3339 with an offset, `schema_version` 1. Consumers are tolerant readers:
 //! unknown fields are ignored, but a wrong `event_type` or `schema_version` is a

@@ -338,7 +338,7 @@ impl Pipeline {
     }
 
     /// Waits until every accepted order is settled and emailed, then checks
-    /// the invariants of the reliability matrix: exactly one payment and one
+    /// the invariants of `docs/guarantees.md`: exactly one payment and one
     /// email per accepted order, no event left in an outbox, work queues and
     /// dead-letter queues empty.
     pub async fn audit(&mut self, accepted: &[String]) {

@@ -1,5 +1,5 @@
 //! The real RabbitMQ restarted (`rabbitmqctl stop_app` / `start_app`) during a
-//! burst (reliability matrix M4). It stops the broker every other test uses,
+//! burst (faults M4 in `docs/guarantees.md`). It stops the broker every other test uses,
 //! so it is ignored by default and run alone, after the rest of the suite:
 //! `scripts/test.sh` runs it with `--run-ignored only` on one thread.
 

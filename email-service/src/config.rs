@@ -1,4 +1,4 @@
-//! email-service configuration, from the environment (DESIGN.md's table).
+//! email-service configuration, from the environment (`docs/configuration.md`).
 
 use std::{net::SocketAddr, str::FromStr, time::Duration};
 
@@ -125,8 +125,8 @@ fn email_from() -> Result<Mailbox, ConfigError> {
         .trim()
         .parse()
         .map_err(|e| ConfigError::new("EMAIL_FROM", format!("{raw:?}: {e}")))?;
-    // lettre panics when a display name holds CR, LF or NUL (see
-    // failure-windows.md); strip every control character.
+    // lettre panics when a display name holds CR, LF or NUL (fault S6 in
+    // `docs/guarantees.md`); strip every control character.
     Ok(email::safe_mailbox(mailbox.name.as_deref(), mailbox.email))
 }
 

@@ -7,7 +7,7 @@
 //! Never let a value make lettre panic: the recipient is parsed as a
 //! [`lettre::Address`] (CR/LF and other junk are rejected there), and a display
 //! name, should one ever be used, goes through [`safe_mailbox`], because
-//! lettre panics on CR, LF or NUL in a display name (failure-windows.md, S6).
+//! lettre panics on CR, LF or NUL in a display name (S6 in `docs/guarantees.md`).
 
 use common::events::{PaymentProcessed, PaymentStatus};
 use lettre::{

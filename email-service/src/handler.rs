@@ -22,7 +22,7 @@
 //!    is claimed again when its message comes back: that is how a parked
 //!    message is replayed once the cause (say, the mailbox) is fixed.
 //!
-//! The one window left (W6 in failure-windows.md, S5 in the matrix): the SMTP
+//! The one window left (W6 and S5 in `docs/guarantees.md`): the SMTP
 //! server has accepted the mail, and the process dies — or the database
 //! fails — before step 3. The lease runs out, the broker's redelivery claims
 //! the row again and the mail is sent a second time. SMTP has no two-phase

@@ -1,5 +1,5 @@
 //! email-service when the SMTP server is down, refuses, defers or hangs
-//! (reliability matrix S1–S4): retried when it may work later, parked at once
+//! (faults S1–S4 in `docs/guarantees.md`): retried when it may work later, parked at once
 //! when it never will, never acked away and never sent twice.
 
 mod support;

@@ -1,4 +1,4 @@
-//! order-service configuration, from the environment (DESIGN.md's table).
+//! order-service configuration, from the environment (`docs/configuration.md`).
 
 use std::net::SocketAddr;
 

@@ -1,5 +1,5 @@
 //! order-service's outbox relay killed between the broker's confirm and
-//! marking the row published (reliability matrix D5, failure window W3).
+//! marking the row published (faults D5, failure window W3 in `docs/guarantees.md`).
 
 use std::time::Duration;
 

@@ -1,4 +1,4 @@
-//! payment-service configuration, from the environment (DESIGN.md's table).
+//! payment-service configuration, from the environment (`docs/configuration.md`).
 
 use std::{net::SocketAddr, str::FromStr, time::Duration};
 

@@ -1,5 +1,5 @@
 //! The simulated payment provider. Deterministic, so demos and tests can ask
-//! for each outcome (DESIGN.md):
+//! for each outcome (`docs/architecture.md`):
 //!
 //! - amounts above `PAYMENT_DECLINE_ABOVE` are declined (`amount_exceeds_limit`);
 //! - an email whose local part ends in `+decline` is declined (`card_declined`);

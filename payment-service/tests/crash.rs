@@ -1,4 +1,4 @@
-//! payment-service killed at the worst moments (reliability matrix M1, M2),
+//! payment-service killed at the worst moments (faults M1, M2 in `docs/guarantees.md`),
 //! its consumer channel closed by the broker (M10), and started while its
 //! broker is unreachable: the real binary, misbehaving at a fail point or
 //! facing a dependency that is not there.

@@ -1,4 +1,4 @@
-//! PostgreSQL unreachable while orders arrive (reliability matrix D3, M21):
+//! PostgreSQL unreachable while orders arrive (faults D3, M21 in `docs/guarantees.md`):
 //! payment-service keeps retrying without using up the messages' retries, so
 //! an outage longer than the whole retry schedule parks nothing, and every
 //! order is paid once the database is back. The database is reached through

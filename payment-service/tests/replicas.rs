@@ -1,5 +1,5 @@
 //! Competing payment-service replicas: one stopped with SIGTERM in the middle
-//! of a burst (reliability matrix M15), and a consumer whose queue is deleted
+//! of a burst (faults M15 in `docs/guarantees.md`), and a consumer whose queue is deleted
 //! under it (M9).
 
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //!
 //! lapin's auto-recovery reconnects and replays the topology, QoS and
 //! consumers declared on each channel. Two of its verified failure modes are
-//! closed here (see `shared/notes/lapin-4.md` §3.3): a bounded backoff gives up
+//! closed here: a bounded backoff gives up
 //! silently and leaves the process alive but disconnected, so the backoff is
 //! unbounded; and recovery is invisible to consumers, so a watchdog polls the
 //! connection state, drives `/ready`, and fails the service if the broker stays

@@ -3,7 +3,7 @@
 //! A message counts as sent only when the broker answered `Ack` *and* did not
 //! return it as unroutable (`mandatory`): `Ack(Some(returned))` is a failure.
 //! Every confirm is awaited under a timeout, because a confirm in flight when
-//! the connection dies may never resolve (lapin-4.md §3.3.3). Messages are
+//! the connection dies may never resolve (lapin 4). Messages are
 //! pipelined: a batch is written, then all its confirms are awaited together.
 //! After any channel-level error the channel is dropped and a new one is
 //! opened for the next publish.

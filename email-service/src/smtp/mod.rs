@@ -2,7 +2,7 @@
 //! into permanent and transient failures, and a probe that reports whether
 //! the SMTP server is reachable.
 //!
-//! lettre does not retry (failure-windows.md): a failed `send` returns an
+//! lettre does not retry: a failed `send` returns an
 //! error, and we decide. A 5xx reply is permanent — the server refused this
 //! mail for good, retrying is a storm against a mailbox that does not exist.
 //! Everything else is transient: a 4xx, a timeout, a refused connection (which

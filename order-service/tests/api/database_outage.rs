@@ -1,4 +1,4 @@
-//! PostgreSQL going away under order-service (reliability matrix D1/D3): the
+//! PostgreSQL going away under order-service (faults D1/D3 in `docs/guarantees.md`): the
 //! database is reached through a proxy the test cuts.
 
 use std::time::Duration;

@@ -1,5 +1,5 @@
-//! The outbox relay when the broker cannot route an event (reliability matrix
-//! M12): a publish returned as unroutable is not a delivery, so the row stays
+//! The outbox relay when the broker cannot route an event (fault M12 in
+//! `docs/guarantees.md`): a publish returned as unroutable is not a delivery, so the row stays
 //! pending and goes out once a queue is bound again. Meanwhile the relay's
 //! backlog gauges report it (each nextest test runs in its own process, so
 //! the `app="order-service"` gauges are this test's relay's).

@@ -1,6 +1,6 @@
 //! Dead-letter tooling: inspect, replay and purge the messages parked in a
-//! work queue's `<queue>.dlq` (DESIGN.md: "a parked message can be inspected
-//! and replayed").
+//! work queue's `<queue>.dlq`: a parked message can be inspected and
+//! replayed (`docs/operations.md`, the dead-letter tool).
 //!
 //! A message reaches the dead-letter queue in one of two ways:
 //! - the consumer gave up on it and published it to the dead-letter exchange
