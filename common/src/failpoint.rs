@@ -2,7 +2,11 @@
 //! variable `FAIL_POINT` names it. Crash tests use them to kill a service at the
 //! exact moment a failure window opens (after its commit but before its ack,
 //! after a publisher confirm but before the outbox row is marked), which a
-//! `kill -9` from outside could only hit by luck. Unset in production.
+//! `kill -9` from outside could only hit by luck.
+//!
+//! Only builds with the `fail-points` feature read `FAIL_POINT`: the test
+//! builds (`common`'s `test-utils` turns it on). A release build ignores
+//! it, so no environment variable can make a production process abort.
 //!
 //! | name | where |
 //! | --- | --- |
@@ -21,7 +25,13 @@ static FIRED: AtomicBool = AtomicBool::new(false);
 
 fn armed() -> Option<&'static str> {
     ARMED
-        .get_or_init(|| std::env::var("FAIL_POINT").ok().filter(|v| !v.is_empty()))
+        .get_or_init(|| {
+            if cfg!(feature = "fail-points") {
+                std::env::var("FAIL_POINT").ok().filter(|v| !v.is_empty())
+            } else {
+                None
+            }
+        })
         .as_deref()
 }
 
