@@ -13,7 +13,8 @@ use crate::email;
 
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// `BIND_ADDR`, default `0.0.0.0:8003`: health, readiness and metrics.
+    /// `BIND_ADDR`, default `0.0.0.0:8003`: health, readiness, metrics and
+    /// this service's part of an order's timeline (internal).
     pub bind_addr: SocketAddr,
     pub database: DatabaseSettings,
     pub amqp: AmqpSettings,

@@ -62,11 +62,22 @@ pub enum Plans {
 /// Idle longer than this, a pooled connection is checked before use.
 pub const PING_IDLE_AFTER: Duration = Duration::from_secs(1);
 
-#[derive(Debug, Clone)]
+/// Its `Debug` shows the URL without its password.
+#[derive(Clone)]
 pub struct DatabaseSettings {
     pub url: String,
     pub max_connections: u32,
     pub acquire_timeout: Duration,
+}
+
+impl std::fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseSettings")
+            .field("url", &config::redact_url(&self.url))
+            .field("max_connections", &self.max_connections)
+            .field("acquire_timeout", &self.acquire_timeout)
+            .finish()
+    }
 }
 
 impl DatabaseSettings {
@@ -220,5 +231,22 @@ pub fn is_unavailable(error: &sqlx::Error) -> bool {
             )
         ),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_hides_the_password() {
+        let settings = DatabaseSettings {
+            url: "postgres://order_service:s3cret-pw@postgres:5432/order_db".into(),
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(3),
+        };
+        let shown = format!("{settings:?}");
+        assert!(!shown.contains("s3cret-pw"), "{shown}");
+        assert!(shown.contains("order_service:***@postgres"), "{shown}");
     }
 }

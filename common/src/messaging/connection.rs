@@ -2,11 +2,12 @@
 //!
 //! lapin's auto-recovery reconnects and replays the topology, QoS and
 //! consumers declared on each channel. Two of its verified failure modes are
-//! closed here: a bounded backoff gives up
-//! silently and leaves the process alive but disconnected, so the backoff is
-//! unbounded; and recovery is invisible to consumers, so a watchdog polls the
-//! connection state, drives `/ready`, and fails the service if the broker stays
-//! unreachable longer than `max_disconnected`, for a supervisor to restart it.
+//! closed here: a bounded backoff gives up silently and leaves the process
+//! alive but disconnected, so the backoff is unbounded; and recovery is
+//! invisible to consumers, so a watchdog polls the connection state, drives
+//! `/ready`, and fails the service if the broker stays unreachable longer
+//! than `max_disconnected`, so the service restarts itself in process with a
+//! fresh connection.
 
 use std::time::{Duration, Instant};
 

@@ -30,8 +30,9 @@ use std::time::Duration;
 
 use crate::config::{self, ConfigError};
 
-/// Settings shared by everything that talks to RabbitMQ.
-#[derive(Debug, Clone)]
+/// Settings shared by everything that talks to RabbitMQ. Its `Debug` shows
+/// the URL without its password.
+#[derive(Clone)]
 pub struct AmqpSettings {
     /// `RABBITMQ_URL`. A `heartbeat` query parameter is added when absent.
     pub url: String,
@@ -48,13 +49,30 @@ pub struct AmqpSettings {
     pub delivery_limit: u32,
     /// How long to wait for one publisher confirm before treating it as lost.
     pub confirm_timeout: Duration,
-    /// How long the connection may stay down before the service gives up and
-    /// exits non-zero for its supervisor to restart it.
+    /// How long the connection may stay down before the service gives up on
+    /// it and restarts itself in process, with a fresh connection
+    /// (`service::keep_running`).
     pub max_disconnected: Duration,
     /// Largest message body a consumer accepts; larger ones are parked.
     pub max_message_bytes: usize,
     /// How long SIGTERM waits for in-flight deliveries to finish.
     pub drain_timeout: Duration,
+}
+
+impl std::fmt::Debug for AmqpSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AmqpSettings")
+            .field("url", &config::redact_url(&self.url))
+            .field("prefix", &self.prefix)
+            .field("prefetch", &self.prefetch)
+            .field("retry_delays", &self.retry_delays)
+            .field("delivery_limit", &self.delivery_limit)
+            .field("confirm_timeout", &self.confirm_timeout)
+            .field("max_disconnected", &self.max_disconnected)
+            .field("max_message_bytes", &self.max_message_bytes)
+            .field("drain_timeout", &self.drain_timeout)
+            .finish()
+    }
 }
 
 impl AmqpSettings {
@@ -138,5 +156,14 @@ mod tests {
         );
         assert!(parse_delays("100,x").is_err());
         assert!(parse_delays("0").is_err());
+    }
+
+    #[test]
+    fn debug_output_hides_the_password() {
+        let mut settings = AmqpSettings::local(String::new());
+        settings.url = "amqp://payment:s3cret-pw@rabbitmq:5672/%2f".into();
+        let shown = format!("{settings:?}");
+        assert!(!shown.contains("s3cret-pw"), "{shown}");
+        assert!(shown.contains("payment:***@rabbitmq:5672"), "{shown}");
     }
 }

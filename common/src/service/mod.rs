@@ -7,8 +7,10 @@
 //!
 //! Any task that ends before shutdown was asked for (an error, or a loop that
 //! should never return) fails the whole service: everything else is stopped and
-//! the error returned, so `main` exits non-zero and a supervisor restarts the
-//! process. A service is never left half-alive.
+//! the error returned, and [`keep_running`] builds and starts the service
+//! afresh, in the same process, with backoff. A service is never left
+//! half-alive. Only a failure of the first start (bad configuration, port
+//! taken) ends the process, with a non-zero exit.
 
 mod binary;
 mod foundation;
