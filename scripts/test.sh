@@ -114,15 +114,37 @@ start_with_compose() {
     # --wait: until their health checks pass (a published port accepts
     # connections before the server behind it is ready).
     docker compose up -d --wait postgres rabbitmq || die "docker compose could not start postgres and rabbitmq"
-    # The compose broker is provisioned without a `guest` user (only the
-    # services' users and `admin`, deploy/rabbitmq/definitions.json). The
-    # tests connect as guest/guest (TEST_RABBITMQ_URL) and give it rights on
-    # the vhosts they create: add it to this development broker.
+}
+
+# True when the broker answering is the compose file's (a Docker engine runs
+# and the compose project has a rabbitmq container up).
+compose_broker_running() {
+    docker_engine_running && [[ -n $(docker compose ps -q rabbitmq 2>/dev/null) ]]
+}
+
+# The compose broker is provisioned without a `guest` user (only the
+# services' users and `admin`, deploy/rabbitmq/definitions.json). The tests
+# connect as guest/guest (TEST_RABBITMQ_URL) and give it rights on the vhosts
+# they create, so it is added for this run, whoever started the broker, and
+# deleted again when the script ends: no administrator is left in the
+# broker's persistent volume.
+remove_guest_user_from_compose_broker() {
+    log "removing the guest user lent to the compose broker"
+    docker compose exec -T rabbitmq rabbitmqctl -q delete_user guest >/dev/null 2>&1 || true
+}
+
+lend_guest_user_to_compose_broker() {
+    local rc=0
     docker compose exec -T rabbitmq sh -c \
-        'rabbitmqctl -q add_user guest guest >/dev/null 2>&1 || true
+        'rabbitmqctl -q list_users | grep -q "^guest\b" && exit 3
+         rabbitmqctl -q add_user guest guest >/dev/null &&
          rabbitmqctl -q set_user_tags guest administrator &&
-         rabbitmqctl -q set_permissions -p / guest ".*" ".*" ".*"' ||
-        die "could not add the tests' guest user to the compose broker"
+         rabbitmqctl -q set_permissions -p / guest ".*" ".*" ".*"' || rc=$?
+    case $rc in
+        0) trap remove_guest_user_from_compose_broker EXIT ;;
+        3) log "the compose broker already has a guest user; using it" ;;
+        *) die "could not add the tests' guest user to the compose broker" ;;
+    esac
 }
 
 start_with_packages() {
@@ -172,6 +194,9 @@ if ! wait_until "$INITIAL_WAIT_SECS" postgres_up || ! wait_until "$INITIAL_WAIT_
         die "RabbitMQ is not reachable at $MQ_HOST:$MQ_PORT after ${RABBITMQ_WAIT_SECS} s"
 fi
 log "PostgreSQL at $PG_HOST:$PG_PORT and RabbitMQ at $MQ_HOST:$MQ_PORT are up"
+if is_loopback "$MQ_HOST" && compose_broker_running; then
+    lend_guest_user_to_compose_broker
+fi
 
 # Each test makes its own database (test_<service>_<uuid>) and leaves it, so a
 # failed test's data can be looked at; the leftovers of earlier runs are
