@@ -22,7 +22,7 @@ pub enum ApiError {
     /// `400`: an `Idempotency-Key` header that is empty, too long or not
     /// visible ASCII.
     #[error("malformed Idempotency-Key")]
-    MalformedIdempotencyKey,
+    MalformedIdempotencyKey(common::api::headers::BadIdempotencyKey),
     /// `400`: the request body could not be read (the client broke off).
     #[error("unreadable request body")]
     UnreadableBody,
@@ -80,9 +80,7 @@ impl ApiError {
             Self::MalformedId { what } => {
                 Problem::bad_request(format!("malformed id: not a valid {what}"))
             }
-            Self::MalformedIdempotencyKey => Problem::bad_request(
-                "the Idempotency-Key header must be 1 to 255 visible ASCII characters",
-            ),
+            Self::MalformedIdempotencyKey(error) => Problem::bad_request(error.to_string()),
             Self::UnreadableBody => Problem::bad_request("the request body could not be read"),
             Self::NoRoute => Problem::not_found("no resource at this path"),
             Self::MethodNotAllowed => Problem::new(
@@ -103,7 +101,7 @@ impl ApiError {
                 "Payload too large",
                 format!(
                     "the body must be at most {} bytes",
-                    crate::routes::checkout::BODY_LIMIT
+                    common::api::headers::MAX_CHECKOUT_BODY_BYTES
                 ),
             ),
             Self::UnsupportedMediaType => Problem::new(

@@ -110,12 +110,12 @@ impl OrderClient {
     pub async fn create_order(
         &self,
         checkout: &CheckoutRequest,
-        idempotency_key: Option<&HeaderValue>,
+        idempotency_key: Option<&str>,
         request_id: Option<&str>,
     ) -> Result<Upstream, ApiError> {
         let mut request = self.http.post(self.url("/orders")).json(checkout);
         if let Some(key) = idempotency_key {
-            request = request.header("idempotency-key", key.clone());
+            request = request.header(common::api::headers::IDEMPOTENCY_KEY, key);
         }
         let retry = match idempotency_key {
             Some(_) => Retry::Idempotent,

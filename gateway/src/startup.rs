@@ -5,7 +5,7 @@
 
 use anyhow::Context;
 use axum::{Router, extract::DefaultBodyLimit, middleware};
-use common::{health::Readiness, service::Tasks};
+use common::{api::headers::MAX_CHECKOUT_BODY_BYTES, health::Readiness, service::Tasks};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -14,7 +14,7 @@ use crate::{
     error, openapi,
     order_client::OrderClient,
     rate_limit::{self, Limiter, RateLimit},
-    routes::{self, AppState, checkout::BODY_LIMIT, timeline::TimelinePeers},
+    routes::{self, AppState, timeline::TimelinePeers},
 };
 
 pub struct Application {
@@ -87,7 +87,7 @@ pub fn router(state: AppState, rate_limit: Option<RateLimit>) -> Router {
         .fallback(error::no_route)
         // After every route is in place: it is set on each existing route.
         .method_not_allowed_fallback(error::method_not_allowed)
-        .layer(DefaultBodyLimit::max(BODY_LIMIT));
+        .layer(DefaultBodyLimit::max(MAX_CHECKOUT_BODY_BYTES));
     if let Some(limit) = rate_limit {
         // Last, so it covers the fallbacks too.
         app = app.layer(middleware::from_fn_with_state(

@@ -12,10 +12,11 @@ use std::time::Duration;
 use axum::{
     body::Bytes,
     extract::{FromRequest, Request, State},
-    http::{HeaderMap, HeaderName, HeaderValue, header},
+    http::{HeaderMap, header},
     response::{IntoResponse, Response},
 };
 use common::{
+    api::headers::{MAX_CHECKOUT_BODY_BYTES, idempotency_key, order_location},
     checkout::{CheckoutError, CheckoutRequest, parse_checkout},
     http::request_id,
     problem::Problem,
@@ -25,15 +26,9 @@ use uuid::Uuid;
 
 use crate::{error::ApiError, order_client::OrderClient};
 
-/// The largest checkout body accepted (64 KiB: fifty items fit many times).
-pub const BODY_LIMIT: usize = 64 * 1024;
-
 /// How long a client may take to send the whole body: a slow sender holds a
 /// connection and a task, not a thread, but not forever.
 const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
-
-pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
-const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 
 /// `201` with the order and `Location: /api/orders/{id}`; order-service's
 /// `409` (price changed) and `422` (unknown product) as it gave them.
@@ -87,7 +82,7 @@ pub async fn checkout(
     headers: HeaderMap,
     CheckoutBody(checkout): CheckoutBody,
 ) -> Result<Response, ApiError> {
-    let idempotency_key = idempotency_key(&headers)?;
+    let idempotency_key = idempotency_key(&headers).map_err(ApiError::MalformedIdempotencyKey)?;
     let request_id = request_id(&headers);
     let answer = client
         .create_order(&checkout, idempotency_key, request_id.as_deref())
@@ -103,10 +98,10 @@ pub async fn checkout(
         );
         return Err(ApiError::BadGateway { request_id });
     };
-    let location = HeaderValue::try_from(format!("/api/orders/{id}"))
-        .expect("a UUID path is a valid header value");
     let mut response = answer.into_response();
-    response.headers_mut().insert(header::LOCATION, location);
+    response
+        .headers_mut()
+        .insert(header::LOCATION, order_location(id));
     Ok(response)
 }
 
@@ -117,24 +112,6 @@ fn order_id(body: &[u8]) -> Option<Uuid> {
         id: Uuid,
     }
     serde_json::from_slice::<Created>(body).ok().map(|c| c.id)
-}
-
-/// The optional `Idempotency-Key`: at most one, 1 to 255 visible ASCII
-/// characters (it is stored and compared by order-service, and echoed in logs).
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<&HeaderValue>, ApiError> {
-    let mut values = headers.get_all(IDEMPOTENCY_KEY).iter();
-    let Some(key) = values.next() else {
-        return Ok(None);
-    };
-    let bytes = key.as_bytes();
-    let well_formed = values.next().is_none()
-        && (1..=MAX_IDEMPOTENCY_KEY_LEN).contains(&bytes.len())
-        && bytes.iter().all(u8::is_ascii_graphic);
-    if well_formed {
-        Ok(Some(key))
-    } else {
-        Err(ApiError::MalformedIdempotencyKey)
-    }
 }
 
 /// A checkout body that passed every check the gateway can make.
@@ -155,7 +132,7 @@ impl<S: Send + Sync> FromRequest<S> for CheckoutBody {
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|len| len > BODY_LIMIT as u64) {
+        if declared.is_some_and(|len| len > MAX_CHECKOUT_BODY_BYTES as u64) {
             return Err(ApiError::PayloadTooLarge);
         }
         let bytes = tokio::time::timeout(BODY_READ_TIMEOUT, Bytes::from_request(req, state))
@@ -180,6 +157,8 @@ fn is_json(headers: &HeaderMap) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use axum::http::HeaderValue;
+
     use super::*;
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
@@ -207,25 +186,6 @@ mod tests {
             assert!(!is_json(&headers(&[("content-type", bad)])), "{bad}");
         }
         assert!(!is_json(&HeaderMap::new()));
-    }
-
-    #[test]
-    fn idempotency_keys_must_be_short_visible_ascii_and_single() {
-        assert!(idempotency_key(&HeaderMap::new()).unwrap().is_none());
-        assert!(
-            idempotency_key(&headers(&[("idempotency-key", "order-42")]))
-                .unwrap()
-                .is_some()
-        );
-        let long = "k".repeat(256);
-        for bad in [
-            headers(&[("idempotency-key", "")]),
-            headers(&[("idempotency-key", "has space")]),
-            headers(&[("idempotency-key", long.as_str())]),
-            headers(&[("idempotency-key", "a"), ("idempotency-key", "b")]),
-        ] {
-            assert!(idempotency_key(&bad).is_err(), "{bad:?}");
-        }
     }
 
     #[test]

@@ -17,7 +17,7 @@ use axum::{
     extract::DefaultBodyLimit,
     routing::{get, post},
 };
-use common::db::batch::Batcher;
+use common::{api::headers::MAX_CHECKOUT_BODY_BYTES, db::batch::Batcher};
 use sqlx::PgPool;
 
 use crate::{catalog::Catalog, db::orders::InsertOrders};
@@ -41,6 +41,6 @@ pub fn router(state: AppState) -> Router {
         .route("/orders/{id}/status", get(orders::get_order_status))
         .route("/products", get(products::list_products))
         .route("/products/{id}", get(products::get_product))
-        .layer(DefaultBodyLimit::max(64 * 1024))
+        .layer(DefaultBodyLimit::max(MAX_CHECKOUT_BODY_BYTES))
         .with_state(state)
 }

@@ -6,11 +6,12 @@ use axum::{
     Json,
     body::Bytes,
     extract::{Path, State},
-    http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use chrono::{SubsecRound, Utc};
 use common::{
+    api::headers::{IDEMPOTENT_REPLAYED, idempotency_key, order_location},
     checkout::{CheckoutError, parse_checkout},
     messaging::outbox::OutboxRow,
 };
@@ -42,7 +43,7 @@ pub async fn create_order(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let key = idempotency_key(&headers)?;
+    let key = idempotency_key(&headers).map_err(|error| ApiError::BadRequest(error.to_string()))?;
     let request = parse_checkout(&body).map_err(|error| match error {
         CheckoutError::Malformed(e) => ApiError::BadRequest(e.to_string()),
         CheckoutError::Invalid(errors) => ApiError::Validation(errors),
@@ -128,9 +129,9 @@ fn replay(stored: StoredAnswer, fingerprint: &str) -> Result<Response, ApiError>
 
 fn created(order_id: Uuid, mut response: Response, replayed: bool) -> Response {
     *response.status_mut() = StatusCode::CREATED;
-    let location = HeaderValue::try_from(format!("/api/orders/{order_id}"))
-        .expect("a UUID path is a header value");
-    response.headers_mut().insert(header::LOCATION, location);
+    response
+        .headers_mut()
+        .insert(header::LOCATION, order_location(order_id));
     if replayed {
         response
             .headers_mut()
@@ -138,30 +139,6 @@ fn created(order_id: Uuid, mut response: Response, replayed: bool) -> Response {
     }
     response
 }
-
-/// The optional `Idempotency-Key`: 1 to 255 visible ASCII characters.
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
-    let mut values = headers.get_all(IDEMPOTENCY_KEY).iter();
-    let (Some(value), None) = (values.next(), values.next()) else {
-        return match headers.get(IDEMPOTENCY_KEY) {
-            None => Ok(None),
-            Some(_) => Err(ApiError::BadRequest(
-                "send one Idempotency-Key header".into(),
-            )),
-        };
-    };
-    match value.to_str() {
-        Ok(key) if (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic()) => {
-            Ok(Some(key))
-        }
-        _ => Err(ApiError::BadRequest(
-            "Idempotency-Key must be 1 to 255 visible ASCII characters".into(),
-        )),
-    }
-}
-
-const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
-const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 
 /// `GET /orders/{id}`.
 pub async fn get_order(

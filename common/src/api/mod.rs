@@ -6,6 +6,8 @@
 //! Only public fields: nothing internal (outbox state, event ids, idempotency
 //! records) is ever part of these types.
 
+pub mod headers;
+
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
