@@ -28,14 +28,25 @@ pub struct DeadLetters<S> {
     pub amqp: fn(&S) -> AmqpSettings,
 }
 
-/// The whole `main` of a service binary. Exits non-zero on a failure.
+/// The whole `main` of a service binary. Exits non-zero on a failure; a
+/// command line it does not know (a typo, an unknown option) prints the
+/// usage and exits with 2 without starting anything, and `--help` and
+/// `--version` answer and exit.
 pub async fn main<S: Service>(
     settings: fn() -> Result<S::Settings, crate::config::ConfigError>,
     dead_letters: Option<DeadLetters<S::Settings>>,
 ) {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match (args.first().map(String::as_str), dead_letters) {
-        (Some("dlq"), Some(dlq)) => run_dead_letter_tool(&args[1..], settings, dlq).await,
+    let matches = command_line(S::NAME, dead_letters.is_some()).get_matches();
+    let result = match (matches.subcommand(), dead_letters) {
+        (Some(("dlq", dlq_args)), Some(dlq)) => {
+            let args: Vec<String> = dlq_args
+                .get_many::<String>("args")
+                .into_iter()
+                .flatten()
+                .cloned()
+                .collect();
+            run_dead_letter_tool(&args, settings, dlq).await
+        }
         _ => run::<S>(settings).await,
     };
     if let Err(e) = &result {
@@ -51,6 +62,28 @@ pub async fn main<S: Service>(
     if result.is_err() {
         std::process::exit(1);
     }
+}
+
+/// `<binary>` runs the service (configured by the environment); a consuming
+/// service also has `<binary> dlq …`, whose own arguments its tool reads.
+fn command_line(name: &'static str, with_dead_letters: bool) -> clap::Command {
+    let service = clap::Command::new(name)
+        .version(env!("CARGO_PKG_VERSION"))
+        .about("Runs the service. Its configuration comes from the environment (docs/configuration.md).");
+    if !with_dead_letters {
+        return service;
+    }
+    service.subcommand(
+        clap::Command::new("dlq")
+            .about("Inspect, replay or purge this service's parked messages (`dlq --help`)")
+            .disable_help_flag(true)
+            .arg(
+                clap::Arg::new("args")
+                    .num_args(0..)
+                    .trailing_var_arg(true)
+                    .allow_hyphen_values(true),
+            ),
+    )
 }
 
 async fn run<S: Service>(
@@ -92,4 +125,54 @@ async fn run_dead_letter_tool<T>(
 ) -> anyhow::Result<()> {
     let amqp = (dlq.amqp)(&settings()?);
     dead_letters::cli::run(args.to_vec(), amqp, dlq.queue_base, dlq.routing_key).await
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::error::ErrorKind;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<clap::ArgMatches, ErrorKind> {
+        command_line("order-service", true)
+            .try_get_matches_from(std::iter::once("order-service").chain(args.iter().copied()))
+            .map_err(|e| e.kind())
+    }
+
+    #[test]
+    fn no_arguments_runs_the_service() {
+        assert!(parse(&[]).unwrap().subcommand().is_none());
+    }
+
+    #[test]
+    fn help_version_and_typos_never_start_the_service() {
+        assert_eq!(parse(&["--help"]).unwrap_err(), ErrorKind::DisplayHelp);
+        assert_eq!(
+            parse(&["--version"]).unwrap_err(),
+            ErrorKind::DisplayVersion
+        );
+        assert_eq!(parse(&["dql"]).unwrap_err(), ErrorKind::InvalidSubcommand);
+        assert_eq!(
+            parse(&["--port", "1"]).unwrap_err(),
+            ErrorKind::UnknownArgument
+        );
+    }
+
+    #[test]
+    fn the_dead_letter_tool_gets_its_own_arguments() {
+        let matches = parse(&["dlq", "show", "--json", "abc"]).unwrap();
+        let (name, dlq) = matches.subcommand().unwrap();
+        assert_eq!(name, "dlq");
+        let args: Vec<&String> = dlq.get_many::<String>("args").unwrap().collect();
+        assert_eq!(args, ["show", "--json", "abc"]);
+        assert!(parse(&["dlq", "--help"]).is_ok(), "the tool's own help");
+    }
+
+    #[test]
+    fn a_service_without_a_dead_letter_queue_has_no_dlq_command() {
+        let parsed = command_line("gateway", false)
+            .try_get_matches_from(["gateway", "dlq", "list"])
+            .map_err(|e| e.kind());
+        assert!(parsed.is_err());
+    }
 }
