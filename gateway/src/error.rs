@@ -1,6 +1,7 @@
 //! The gateway's one error type. Every failure a handler can meet is a
 //! variant here, and every variant becomes an RFC 9457 problem: there is no
-//! plain-text error anywhere on the public API. 5xx carry the request id and
+//! plain-text error from our code on the public API (hyper's own answers to
+//! requests it cannot parse are the one exception; see the crate docs). 5xx carry the request id and
 //! nothing else about the cause (that goes to the log, at error level).
 
 use axum::{

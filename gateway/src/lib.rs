@@ -17,16 +17,20 @@
 //! - [`routes`]: the handlers. [`routes::checkout`] rejects a bad checkout
 //!   (`415`, `413`, `400`, `422`) before any network hop, using the same
 //!   validation as order-service (`common::checkout`).
-//! - [`rate_limit`]: per-client request limits on `/api` (`429` with
-//!   `Retry-After`).
+//! - [`rate_limit`]: per-client request limits on every route but the
+//!   probes (`429` with `Retry-After`).
 //! - [`openapi`]: the OpenAPI document (`/api/openapi.json`) and its Swagger
 //!   UI page (`/docs`), generated from the handlers and types.
 //! - [`order_client`]: the one pooled HTTP client for order-service, with
 //!   connect and request timeouts, and the mapping of its answers: 2xx and
 //!   4xx passed through, unreachable `503`, too slow `504`, anything else
 //!   `502`; at most `ORDER_SERVICE_MAX_CONCURRENCY` calls in flight.
-//! - [`error`]: the one error enum; every variant is an RFC 9457 problem, so
-//!   no answer of the gateway is ever plain text, and no 5xx shows internals.
+//! - [`error`]: the one error enum; every variant is an RFC 9457 problem, and
+//!   `common::http` turns any other error answer (a library route's, a
+//!   layer's) into one too, so no answer of the gateway is plain text and no
+//!   5xx shows internals. The exception is a request hyper cannot parse
+//!   (`400`, `414`, `431`): hyper answers it itself, with an empty body,
+//!   before any of our code runs.
 //! - [`config`]: `BIND_ADDR`, `ORDER_SERVICE_*`, `RATE_LIMIT_*`.
 
 pub mod config;
