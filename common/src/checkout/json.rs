@@ -182,12 +182,15 @@ impl<'de> Visitor<'de> for Level<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json, A::Error> {
         let mut members: Vec<(String, Json)> = Vec::new();
         while let Some(key) = map.next_key::<String>()? {
-            if members.iter().any(|(k, _)| *k == key) {
-                let shown = key.chars().take(64).collect();
-                return Err(self.break_rule(JsonError::RepeatedKey(shown)));
-            }
             let raw = map.next_value::<&RawValue>()?;
             members.push((key, self.child(raw)?));
+        }
+        // Sorted, not compared pairwise: a body may hold thousands of keys.
+        let mut keys: Vec<&str> = members.iter().map(|(k, _)| k.as_str()).collect();
+        keys.sort_unstable();
+        if let Some(pair) = keys.windows(2).find(|pair| pair[0] == pair[1]) {
+            let shown = pair[0].chars().take(64).collect();
+            return Err(self.break_rule(JsonError::RepeatedKey(shown)));
         }
         Ok(Json::Object(Object(members)))
     }
@@ -224,6 +227,14 @@ mod tests {
             assert!(matches!(error, JsonError::RepeatedKey(_)), "{doc}: {error}");
         }
         assert!(Json::parse(br#"{"a": {"k": 1}, "b": {"k": 2}}"#).is_ok());
+        let many: Vec<String> = (0..5000).map(|i| format!("\"k{i}\": {i}")).collect();
+        let mut doc = format!("{{{}}}", many.join(","));
+        assert!(Json::parse(doc.as_bytes()).is_ok());
+        doc.insert_str(1, "\"k4999\": 0, ");
+        assert!(matches!(
+            Json::parse(doc.as_bytes()),
+            Err(JsonError::RepeatedKey(k)) if k == "k4999"
+        ));
     }
 
     #[test]

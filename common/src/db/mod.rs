@@ -34,15 +34,16 @@ pub mod batch;
 
 use std::time::Duration;
 
-use crate::{
-    config::{self, ConfigError},
-    health::StartupProgress,
-};
 use anyhow::Context;
 use sqlx::{
     AssertSqlSafe, ConnectOptions, Connection, Executor, PgPool,
     migrate::Migrator,
     postgres::{PgConnectOptions, PgPoolOptions},
+};
+
+use crate::{
+    config::{self, ConfigError},
+    health::StartupProgress,
 };
 
 /// Run on every new connection (see the module comment).
@@ -184,7 +185,8 @@ pub async fn connect(settings: &DatabaseSettings, plans: Plans) -> anyhow::Resul
 
 /// [`connect_and_migrate`], retried with backoff until it works, so a
 /// service started before its database waits instead of dying. Each failed
-/// attempt is logged (at most every 5 s) and shown in `progress`.
+/// attempt is logged at warn and shown in `progress`; the pause between
+/// attempts doubles from 200 ms up to 5 s.
 pub async fn connect_with_retry(
     settings: &DatabaseSettings,
     migrator: &Migrator,
