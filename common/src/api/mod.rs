@@ -53,7 +53,7 @@ pub struct PaymentSummary {
     #[schema(value_type = Option<String>, example = "1299.99")]
     pub amount: Option<Decimal>,
     pub processed_at: Option<DateTime<Utc>>,
-    /// Why the payment failed (`card_declined`, `amount_limit_exceeded`, ...);
+    /// Why the payment failed (`card_declined`, `amount_exceeds_limit`, ...);
     /// absent when it succeeded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(example = "card_declined")]
@@ -128,7 +128,8 @@ pub struct TimelineStep {
     pub service: String,
     /// `order.created`, `event.published`, `payment.completed`,
     /// `payment.failed`, `order.paid`, `order.failed`, `email.sent`,
-    /// `email.failed`, `message.retry_scheduled`, `message.dead_lettered`.
+    /// `email.sending`, `email.failed`, `message.retry_scheduled`,
+    /// `message.dead_lettered`.
     #[schema(example = "payment.completed")]
     pub step: String,
     /// What a person needs to know about it (amount, transaction id, decline
