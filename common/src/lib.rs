@@ -22,17 +22,13 @@
 //! - `testing` (feature `test-utils`): fresh databases, unique broker names,
 //!   an in-process SMTP server and bounded polling for the services' tests.
 
-pub mod api;
-pub mod checkout;
 pub mod config;
 pub mod db;
-pub mod events;
 pub mod failpoint;
 pub mod health;
 pub mod http;
 pub mod messaging;
 pub mod metrics;
-pub mod problem;
 pub mod service;
 pub mod shutdown;
 pub mod telemetry;

@@ -23,7 +23,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::{api::TimelineStep, problem::Problem};
+use contract::{api::TimelineStep, problem::Problem};
 
 /// Writes journal rows for one service.
 #[derive(Clone)]

@@ -11,15 +11,18 @@ use std::{
 };
 
 use common::{
-    events::{Event, OrderCreated},
     health::{Flag, StartupProgress},
     messaging::{
         AmqpSettings,
         broker::Broker,
         consumer::{Handler, HandlerError, Incoming},
-        topology::{PAYMENT_QUEUE, QueueSpec, Topology},
+        topology::{QueueSpec, Topology},
     },
     testing::{self, BrokerCleanup, Metrics, eventually},
+};
+use contract::{
+    events::{Event, OrderCreated},
+    names::PAYMENT_QUEUE,
 };
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;

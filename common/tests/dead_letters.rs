@@ -4,14 +4,17 @@
 use std::{sync::Arc, time::Duration};
 
 use common::{
-    events::{Event, OrderCreated},
     messaging::{
         AmqpSettings,
         dead_letters::{self, REPLAYED_AT, cli},
         headers,
-        topology::{PAYMENT_QUEUE, QueueSpec, Topology},
+        topology::{QueueSpec, Topology},
     },
     testing::{self, BrokerCleanup, eventually},
+};
+use contract::{
+    events::{Event, OrderCreated},
+    names::PAYMENT_QUEUE,
 };
 use lapin::{
     BasicProperties, Connection,

@@ -25,13 +25,10 @@ use std::{
     process::Command,
 };
 
-use common::{
+use common::messaging::{AmqpSettings, dead_letters::headers_to_json, topology::Topology};
+use contract::{
     events::{Event, OrderCreated, PaymentProcessed},
-    messaging::{
-        AmqpSettings,
-        dead_letters::headers_to_json,
-        topology::{EMAIL_QUEUE, ORDER_QUEUE, PAYMENT_QUEUE, Topology},
-    },
+    names::{EMAIL_QUEUE, ORDER_QUEUE, PAYMENT_QUEUE},
 };
 use serde_json::{Value, json};
 use serde_yaml_ng::Value as Yaml;

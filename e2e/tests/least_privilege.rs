@@ -12,12 +12,12 @@
 use std::{sync::Arc, time::Duration};
 
 use common::{
-    events::{Event, OrderCreated, PaymentProcessed},
-    messaging::{
-        AmqpSettings, dead_letters,
-        topology::{EMAIL_QUEUE, ORDER_QUEUE, PAYMENT_QUEUE, Topology},
-    },
+    messaging::{AmqpSettings, dead_letters, topology::Topology},
     testing::{self, ProvisionedBroker, ServiceDatabase},
+};
+use contract::{
+    events::{Event, OrderCreated, PaymentProcessed},
+    names::{EMAIL_QUEUE, ORDER_QUEUE, PAYMENT_QUEUE},
 };
 use e2e::{Connections, Options, Pipeline};
 use lapin::{

@@ -9,7 +9,7 @@
 //! name, should one ever be used, goes through [`safe_mailbox`], because
 //! lettre panics on CR, LF or NUL in a display name (S6 in `docs/guarantees.md`).
 
-use common::events::{PaymentProcessed, PaymentStatus};
+use contract::events::{PaymentProcessed, PaymentStatus};
 use lettre::{
     Address, Message,
     message::{Mailbox, MultiPart},
@@ -162,7 +162,7 @@ fn clean(raw: &str) -> String {
 mod tests {
     use super::*;
     use chrono::Utc;
-    use common::events::{Event, OrderCreatedItem};
+    use contract::events::{Event, OrderCreatedItem};
     use std::str::FromStr;
 
     fn event(email: &str) -> PaymentProcessed {

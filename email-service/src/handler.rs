@@ -36,9 +36,9 @@
 
 use common::{
     db::batch::Batcher,
-    events::PaymentProcessed,
     messaging::consumer::{Handler, HandlerError, Incoming},
 };
+use contract::events::PaymentProcessed;
 use sqlx::PgPool;
 
 use crate::{

@@ -1,7 +1,7 @@
-use common::{
+use common::service::DeadLetters;
+use contract::{
     events::{Event, PaymentProcessed},
-    messaging::topology::EMAIL_QUEUE,
-    service::DeadLetters,
+    names::EMAIL_QUEUE,
 };
 use email_service::{Application, Settings};
 

@@ -4,12 +4,11 @@
 use std::{sync::Arc, time::Duration};
 
 use common::{
-    events::PaymentProcessed,
     health::{Flag, PostgresCheck, Readiness},
-    messaging::topology::EMAIL_QUEUE,
     service::{Foundation, Tasks},
     timeline::Journal,
 };
+use contract::{events::PaymentProcessed, names::EMAIL_QUEUE};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 

@@ -2,10 +2,8 @@
 //! `common::timeline`): the email sent, still being sent, or failed, and any
 //! retry or dead-lettering of the payment event.
 
-use common::{
-    api::TimelineStep,
-    timeline::{TimelineSource, recorded_steps, step},
-};
+use common::timeline::{TimelineSource, recorded_steps, step};
+use contract::api::TimelineStep;
 use sqlx::PgPool;
 use uuid::Uuid;
 

@@ -6,7 +6,8 @@ mod support;
 
 use std::time::Duration;
 
-use common::{events::PaymentProcessed, testing::SmtpSink};
+use common::testing::SmtpSink;
+use contract::events::PaymentProcessed;
 use email_service::db;
 use support::{TestApp, completed, failed, header};
 use uuid::Uuid;

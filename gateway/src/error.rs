@@ -9,21 +9,21 @@ use axum::{
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use common::problem::{FieldError, Problem};
+use contract::problem::{FieldError, Problem};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// `400`: the body is not well-formed JSON, gives a key twice in one
     /// object, or nests too deep (the error says which).
     #[error("malformed JSON body")]
-    MalformedJson(common::checkout::json::JsonError),
+    MalformedJson(contract::checkout::json::JsonError),
     /// `400`: a path id that cannot be an id (`what` names it).
     #[error("malformed {what}")]
     MalformedId { what: &'static str },
     /// `400`: an `Idempotency-Key` header that is empty, too long or not
     /// visible ASCII.
     #[error("malformed Idempotency-Key")]
-    MalformedIdempotencyKey(common::api::headers::BadIdempotencyKey),
+    MalformedIdempotencyKey(contract::api::headers::BadIdempotencyKey),
     /// `400`: the request body could not be read (the client broke off).
     #[error("unreadable request body")]
     UnreadableBody,
@@ -102,7 +102,7 @@ impl ApiError {
                 "Payload too large",
                 format!(
                     "the body must be at most {} bytes",
-                    common::api::headers::MAX_CHECKOUT_BODY_BYTES
+                    contract::api::headers::MAX_CHECKOUT_BODY_BYTES
                 ),
             ),
             Self::UnsupportedMediaType => Problem::new(

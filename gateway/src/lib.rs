@@ -16,7 +16,7 @@
 //!   metrics layers from `common`) and serves until shutdown.
 //! - [`routes`]: the handlers. [`routes::checkout`] rejects a bad checkout
 //!   (`415`, `413`, `400`, `422`) before any network hop, using the same
-//!   validation as order-service (`common::checkout`).
+//!   validation as order-service (`contract::checkout`).
 //! - [`rate_limit`]: per-client request limits on every route but the
 //!   probes (`429` with `Retry-After`).
 //! - [`openapi`]: the OpenAPI document (`/api/openapi.json`) and its Swagger

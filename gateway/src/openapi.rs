@@ -2,11 +2,11 @@
 //! page that renders it (`GET /docs`), both generated from the code: the
 //! handlers' `#[utoipa::path]` attributes (next to the handlers, in
 //! [`crate::routes`]) and the request, response and problem types themselves
-//! (`common::checkout`, `common::api`, `common::problem`). Swagger UI's files
+//! (`contract::checkout`, `contract::api`, `contract::problem`). Swagger UI's files
 //! are compiled into the binary, so the page works without network access.
 
 use axum::Router;
-use common::{
+use contract::{
     api::{
         Order, OrderLine, OrderState, OrderStatus, OrderTimeline, PaymentSummary, Product,
         TimelineStep,

@@ -34,7 +34,8 @@ use axum::{
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use common::{checkout::CheckoutRequest, health::ReadinessCheck, http::REQUEST_ID};
+use common::{health::ReadinessCheck, http::REQUEST_ID};
+use contract::checkout::CheckoutRequest;
 use serde::de::IgnoredAny;
 use tokio::sync::Semaphore;
 use uuid::Uuid;
@@ -76,7 +77,7 @@ pub const IDEMPOTENT_REPLAYED: header::HeaderName =
 impl IntoResponse for Upstream {
     fn into_response(self) -> Response {
         let content_type = if self.status.is_client_error() {
-            common::problem::CONTENT_TYPE
+            contract::problem::CONTENT_TYPE
         } else {
             "application/json"
         };
@@ -115,7 +116,7 @@ impl OrderClient {
     ) -> Result<Upstream, ApiError> {
         let mut request = self.http.post(self.url("/orders")).json(checkout);
         if let Some(key) = idempotency_key {
-            request = request.header(common::api::headers::IDEMPOTENCY_KEY, key);
+            request = request.header(contract::api::headers::IDEMPOTENCY_KEY, key);
         }
         let retry = match idempotency_key {
             Some(_) => Retry::Idempotent,

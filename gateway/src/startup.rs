@@ -5,7 +5,8 @@
 
 use anyhow::Context;
 use axum::{Router, extract::DefaultBodyLimit, middleware};
-use common::{api::headers::MAX_CHECKOUT_BODY_BYTES, health::Readiness, service::Tasks};
+use common::{health::Readiness, service::Tasks};
+use contract::api::headers::MAX_CHECKOUT_BODY_BYTES;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 

@@ -10,11 +10,11 @@
 use std::{collections::HashMap, hint::black_box};
 
 use chrono::{SubsecRound, Utc};
-use common::{
+use common::messaging::outbox::OutboxRow;
+use contract::{
     api::Product,
     checkout::parse_checkout,
     events::{Event, OrderCreated},
-    messaging::outbox::OutboxRow,
 };
 use criterion::{Criterion, criterion_group, criterion_main};
 use order_service::domain::{order, pricing::price_order};

@@ -2,7 +2,7 @@
 //! Only 5xx are logged as errors; their bodies never carry internals.
 
 use axum::response::{IntoResponse, Response};
-use common::problem::{FieldError, Problem};
+use contract::problem::{FieldError, Problem};
 use rust_decimal::Decimal;
 use serde_json::{Map, Value};
 

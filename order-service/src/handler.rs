@@ -11,9 +11,9 @@
 
 use common::{
     db::batch::Batcher,
-    events::PaymentProcessed,
     messaging::consumer::{Handler, HandlerError, Incoming},
 };
+use contract::events::PaymentProcessed;
 use sqlx::PgPool;
 
 use crate::{

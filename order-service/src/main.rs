@@ -1,7 +1,7 @@
-use common::{
+use common::service::DeadLetters;
+use contract::{
     events::{Event, PaymentProcessed},
-    messaging::topology::ORDER_QUEUE,
-    service::DeadLetters,
+    names::ORDER_QUEUE,
 };
 use order_service::{Application, Settings};
 

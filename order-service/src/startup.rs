@@ -10,12 +10,12 @@ use common::{
         DatabaseSettings, Plans,
         batch::{BatchStatement, Batcher},
     },
-    events::PaymentProcessed,
     health::{Flag, PostgresCheck, Readiness},
-    messaging::{retention, topology::ORDER_QUEUE},
+    messaging::retention,
     service::{Foundation, Tasks},
     timeline::{Journal, PURGE_JOURNAL},
 };
+use contract::{events::PaymentProcessed, names::ORDER_QUEUE};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 

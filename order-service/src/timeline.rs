@@ -2,10 +2,8 @@
 //! `common::timeline`): created, its events published, paid or failed, and
 //! any retry or dead-lettering of the payment result.
 
-use common::{
-    api::TimelineStep,
-    timeline::{TimelineSource, recorded_steps, step},
-};
+use common::timeline::{TimelineSource, recorded_steps, step};
+use contract::api::TimelineStep;
 use sqlx::PgPool;
 use uuid::Uuid;
 

@@ -4,12 +4,12 @@
 use std::time::Duration;
 
 use common::{
-    events::{Event, OrderCreated},
-    messaging::{
-        AmqpSettings,
-        topology::{PAYMENT_QUEUE, Topology},
-    },
+    messaging::{AmqpSettings, topology::Topology},
     testing::{self, ServiceProcess, TestVhost, eventually},
+};
+use contract::{
+    events::{Event, OrderCreated},
+    names::PAYMENT_QUEUE,
 };
 use lapin::{Connection, ConnectionProperties};
 use serde_json::json;

@@ -5,13 +5,13 @@
 use std::time::Duration;
 
 use common::{
-    events::{Event, OrderCreated},
-    messaging::{
-        AmqpSettings, headers,
-        topology::{PAYMENT_QUEUE, Topology},
-    },
+    messaging::{AmqpSettings, headers, topology::Topology},
     testing::{self, ServiceProcess, TestVhost, eventually},
     trace_context::TraceParent,
+};
+use contract::{
+    events::{Event, OrderCreated},
+    names::PAYMENT_QUEUE,
 };
 use lapin::{Connection, ConnectionProperties};
 use serde_json::{Value, json};

@@ -19,12 +19,12 @@ use std::sync::Arc;
 use chrono::Utc;
 use common::{
     db::batch::Batcher,
-    events::{Event, OrderCreated, PaymentProcessed, PaymentStatus, SCHEMA_VERSION},
     messaging::{
         consumer::{Handler, HandlerError, Incoming},
         outbox::OutboxRow,
     },
 };
+use contract::events::{Event, OrderCreated, PaymentProcessed, PaymentStatus, SCHEMA_VERSION};
 use sqlx::PgPool;
 use tokio::sync::Notify;
 use uuid::Uuid;

@@ -1,7 +1,7 @@
-use common::{
+use common::service::DeadLetters;
+use contract::{
     events::{Event, OrderCreated},
-    messaging::topology::PAYMENT_QUEUE,
-    service::DeadLetters,
+    names::PAYMENT_QUEUE,
 };
 use payment_service::{Application, Settings};
 

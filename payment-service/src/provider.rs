@@ -10,7 +10,7 @@
 //!
 //! Every call waits `PAYMENT_DELAY_MS`, like the seed's `sleep(1)`.
 
-use common::events::OrderCreated;
+use contract::events::OrderCreated;
 use uuid::Uuid;
 
 use crate::config::ProviderSettings;

@@ -4,12 +4,12 @@
 use std::{sync::Arc, time::Duration};
 
 use common::{
-    events::OrderCreated,
     health::{Flag, PostgresCheck, Readiness},
-    messaging::{retention, topology::PAYMENT_QUEUE},
+    messaging::retention,
     service::{Foundation, Tasks},
     timeline::{Journal, PURGE_JOURNAL},
 };
+use contract::{events::OrderCreated, names::PAYMENT_QUEUE};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 

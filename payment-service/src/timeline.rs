@@ -2,10 +2,8 @@
 //! `common::timeline`): the payment made or declined, its event published,
 //! and any retry or dead-lettering of the order event.
 
-use common::{
-    api::TimelineStep,
-    timeline::{TimelineSource, recorded_steps, step},
-};
+use common::timeline::{TimelineSource, recorded_steps, step};
+use contract::api::TimelineStep;
 use sqlx::PgPool;
 use uuid::Uuid;
 

@@ -3,12 +3,8 @@
 //! must get the answer it would get alone.
 
 use chrono::Utc;
-use common::{
-    db::connect_and_migrate,
-    events::{Event, OrderCreated},
-    messaging::outbox::OutboxRow,
-    testing,
-};
+use common::{db::connect_and_migrate, messaging::outbox::OutboxRow, testing};
+use contract::events::{Event, OrderCreated};
 use payment_service::{
     db::{self, Payment, PaymentWrite, Recorded},
     startup::MIGRATOR,

@@ -7,9 +7,12 @@
 use std::time::Duration;
 
 use common::{
-    events::{Event, OrderCreated},
-    messaging::topology::{PAYMENT_QUEUE, Topology},
+    messaging::topology::Topology,
     testing::{self, BrokerCleanup, FaultProxy, eventually},
+};
+use contract::{
+    events::{Event, OrderCreated},
+    names::PAYMENT_QUEUE,
 };
 use payment_service::{Application, Settings, config::ProviderSettings};
 use rust_decimal::Decimal;

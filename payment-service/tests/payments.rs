@@ -4,12 +4,12 @@
 use std::time::Duration;
 
 use common::{
-    events::{Event, OrderCreated, PaymentProcessed},
-    messaging::{
-        AmqpSettings, headers,
-        topology::{EMAIL_QUEUE, PAYMENT_QUEUE, Topology},
-    },
+    messaging::{AmqpSettings, headers, topology::Topology},
     testing::{self, BrokerCleanup, QueueCounts, eventually},
+};
+use contract::{
+    events::{Event, OrderCreated, PaymentProcessed},
+    names::{EMAIL_QUEUE, PAYMENT_QUEUE},
 };
 use lapin::Connection;
 use payment_service::{Application, Settings, config::ProviderSettings, db};

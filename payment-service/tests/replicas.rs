@@ -5,12 +5,12 @@
 use std::time::Duration;
 
 use common::{
-    events::{Event, OrderCreated, PaymentProcessed},
-    messaging::{
-        AmqpSettings,
-        topology::{EMAIL_QUEUE, PAYMENT_QUEUE, Topology},
-    },
+    messaging::{AmqpSettings, topology::Topology},
     testing::{self, BrokerCleanup, eventually},
+};
+use contract::{
+    events::{Event, OrderCreated, PaymentProcessed},
+    names::{EMAIL_QUEUE, PAYMENT_QUEUE},
 };
 use payment_service::{Application, Settings, config::ProviderSettings};
 use rust_decimal::Decimal;

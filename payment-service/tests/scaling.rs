@@ -17,10 +17,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{
-    messaging::topology::PAYMENT_QUEUE,
-    testing::{self, ServiceProcess, eventually},
-};
+use common::testing::{self, ServiceProcess, eventually};
+use contract::names::PAYMENT_QUEUE;
 use support::{Scenario, count_payments, scrape, wait_for_consumers};
 
 /// One payment-service process and the port its `/metrics` is on.
@@ -73,7 +71,7 @@ impl Replica {
     }
 }
 
-fn orders(count: usize) -> Vec<common::events::OrderCreated> {
+fn orders(count: usize) -> Vec<contract::events::OrderCreated> {
     (0..count)
         .map(|_| testing::order_created("test@example.com"))
         .collect()

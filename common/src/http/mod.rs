@@ -21,7 +21,9 @@ use tower_http::{
     trace::TraceLayer,
 };
 
-use crate::{problem::Problem, trace_context};
+use contract::problem::Problem;
+
+use crate::trace_context;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 

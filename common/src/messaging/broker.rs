@@ -16,10 +16,9 @@ use super::{
     publisher::Publisher,
     topology::Topology,
 };
-use crate::{
-    events::Event,
-    health::{Flag, FlagCheck, Readiness, StartupProgress},
-};
+use contract::events::Event;
+
+use crate::health::{Flag, FlagCheck, Readiness, StartupProgress};
 
 pub struct Broker {
     pub conn: Arc<Connection>,

@@ -43,7 +43,7 @@ use super::{
     headers,
     publisher::{Outgoing, Publisher},
 };
-use crate::events::Event;
+use contract::events::Event;
 
 /// Writes `event` to the outbox inside the caller's transaction, with the
 /// trace context of the current span (published as the `traceparent` header).

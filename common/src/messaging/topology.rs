@@ -24,13 +24,9 @@ use lapin::{
     types::{AMQPValue, FieldTable},
 };
 
-use super::AmqpSettings;
+use contract::names::{DEAD_LETTER_EXCHANGE, EXCHANGE};
 
-pub const EXCHANGE: &str = "ecommerce_events";
-pub const DEAD_LETTER_EXCHANGE: &str = "ecommerce_events.dlx";
-pub const PAYMENT_QUEUE: &str = "payment_service_queue";
-pub const EMAIL_QUEUE: &str = "email_service_queue";
-pub const ORDER_QUEUE: &str = "order_service_queue";
+use super::AmqpSettings;
 
 /// Names of everything on the broker, with the settings' prefix applied.
 #[derive(Debug, Clone)]
@@ -286,7 +282,7 @@ mod tests {
         let mut settings = AmqpSettings::local(String::new());
         settings.retry_delays = vec![Duration::from_secs(10), Duration::from_millis(1500)];
         let topology = Topology::new(&settings);
-        let queue = topology.queue(PAYMENT_QUEUE, "order.order.created");
+        let queue = topology.queue(contract::names::PAYMENT_QUEUE, "order.order.created");
         assert_eq!(queue.name, "payment_service_queue");
         assert_eq!(queue.dead_letter_queue, "payment_service_queue.dlq");
         let retry: Vec<&str> = queue.retry_queues.iter().map(|(n, _)| n.as_str()).collect();
@@ -303,7 +299,7 @@ mod tests {
     #[test]
     fn a_prefix_applies_to_every_name() {
         let topology = Topology::new(&AmqpSettings::local("t_1_".into()));
-        let queue = topology.queue(EMAIL_QUEUE, "payment.payment.processed");
+        let queue = topology.queue(contract::names::EMAIL_QUEUE, "payment.payment.processed");
         assert_eq!(queue.name, "t_1_email_service_queue");
         assert!(
             queue

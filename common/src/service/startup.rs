@@ -11,7 +11,9 @@ use axum::{Router, http::StatusCode, response::IntoResponse};
 use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
-use crate::{health::StartupProgress, problem::Problem};
+use contract::problem::Problem;
+
+use crate::health::StartupProgress;
 
 pub struct StartupServer {
     listener: Arc<TcpListener>,

@@ -28,7 +28,7 @@ use crate::{
     db::DatabaseSettings,
     messaging::{
         AmqpSettings,
-        topology::{self, QueueSpec, Topology},
+        topology::{QueueSpec, Topology},
     },
 };
 
@@ -104,9 +104,9 @@ impl BrokerCleanup {
         Self {
             settings: settings.clone(),
             queues: vec![
-                topology.queue(topology::PAYMENT_QUEUE, "order.order.created"),
-                topology.queue(topology::EMAIL_QUEUE, "payment.payment.processed"),
-                topology.queue(topology::ORDER_QUEUE, "payment.payment.processed"),
+                topology.queue(contract::names::PAYMENT_QUEUE, "order.order.created"),
+                topology.queue(contract::names::EMAIL_QUEUE, "payment.payment.processed"),
+                topology.queue(contract::names::ORDER_QUEUE, "payment.payment.processed"),
             ],
         }
     }
@@ -230,14 +230,14 @@ pub async fn wait_for_consumers(conn: &Connection, queue: &str, count: u32) {
 
 /// An `order.order.created` event for a fresh order of one Gaming Laptop line
 /// (1299.99), from `email`.
-pub fn order_created(email: &str) -> crate::events::OrderCreated {
-    use crate::events::{Event, OrderCreated, OrderCreatedItem};
+pub fn order_created(email: &str) -> contract::events::OrderCreated {
+    use contract::events::{Event, OrderCreated, OrderCreatedItem};
     let price = rust_decimal::Decimal::new(129_999, 2);
     OrderCreated {
         event_type: OrderCreated::EVENT_TYPE.into(),
         event_id: Uuid::new_v4(),
         timestamp: chrono::Utc::now(),
-        schema_version: crate::events::SCHEMA_VERSION,
+        schema_version: contract::events::SCHEMA_VERSION,
         order_id: Uuid::new_v4(),
         user_id: 1,
         user_email: email.into(),

@@ -12,12 +12,12 @@ use std::{str::FromStr, time::Duration};
 
 use chrono::Utc;
 use common::{
-    events::{Event, OrderCreatedItem, PaymentProcessed, PaymentStatus},
-    messaging::{
-        AmqpSettings, headers,
-        topology::{EMAIL_QUEUE, Topology},
-    },
+    messaging::{AmqpSettings, headers, topology::Topology},
     testing::{self, BrokerCleanup, eventually},
+};
+use contract::{
+    events::{Event, OrderCreatedItem, PaymentProcessed, PaymentStatus},
+    names::EMAIL_QUEUE,
 };
 use email_service::{
     Application, Settings,

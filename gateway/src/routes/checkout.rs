@@ -15,10 +15,10 @@ use axum::{
     http::{HeaderMap, header},
     response::{IntoResponse, Response},
 };
-use common::{
+use common::http::request_id;
+use contract::{
     api::headers::{MAX_CHECKOUT_BODY_BYTES, idempotency_key, order_location},
     checkout::{CheckoutError, CheckoutRequest, parse_checkout},
-    http::request_id,
     problem::Problem,
 };
 use serde::Deserialize;
@@ -51,7 +51,7 @@ const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
     request_body(content = CheckoutRequest, content_type = "application/json"),
     responses(
         (status = 201, description = "The order, `pending` until the payment result arrives.",
-            body = common::api::Order,
+            body = contract::api::Order,
             headers(
                 ("Location" = String, description = "`/api/orders/{id}`"),
                 ("Idempotent-Replayed" = String,

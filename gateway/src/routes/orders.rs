@@ -19,7 +19,7 @@ use crate::{
     summary = "Get an order",
     params(("id" = uuid::Uuid, Path, description = "The order id from the checkout")),
     responses(
-        (status = 200, description = "The order, its lines and its payment.", body = common::api::Order),
+        (status = 200, description = "The order, its lines and its payment.", body = contract::api::Order),
         LookupFailures,
         UpstreamFailures,
     ),
@@ -40,7 +40,7 @@ pub async fn get_order(
     summary = "Get where an order is",
     params(("id" = uuid::Uuid, Path, description = "The order id from the checkout")),
     responses(
-        (status = 200, description = "The order's state and payment only (cheap to poll).", body = common::api::OrderStatus),
+        (status = 200, description = "The order's state and payment only (cheap to poll).", body = contract::api::OrderStatus),
         LookupFailures,
         UpstreamFailures,
     ),

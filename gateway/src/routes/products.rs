@@ -18,7 +18,7 @@ use crate::{
     tag = "catalog",
     summary = "List the catalog",
     responses(
-        (status = 200, description = "Every product, by id.", body = Vec<common::api::Product>),
+        (status = 200, description = "Every product, by id.", body = Vec<contract::api::Product>),
         UpstreamFailures,
     ),
 )]
@@ -37,7 +37,7 @@ pub async fn list_products(
     summary = "Get a product",
     params(("id" = i64, Path, minimum = 1, description = "The product id")),
     responses(
-        (status = 200, description = "The product.", body = common::api::Product),
+        (status = 200, description = "The product.", body = contract::api::Product),
         LookupFailures,
         UpstreamFailures,
     ),

@@ -17,10 +17,8 @@ use axum::{
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
 };
-use common::{
-    api::{OrderTimeline, TimelineStep},
-    http::request_id,
-};
+use common::http::request_id;
+use contract::api::{OrderTimeline, TimelineStep};
 
 use super::{AppState, OrderId};
 use crate::{

@@ -176,13 +176,25 @@ async fn find_order_row(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<OrderRow
 }
 
 async fn find_order_lines(pool: &PgPool, order_id: Uuid) -> sqlx::Result<Vec<OrderLine>> {
-    sqlx::query_as(
+    let rows: Vec<(i64, String, Decimal, i32, Decimal)> = sqlx::query_as(
         "SELECT product_id, name, unit_price, quantity, line_total FROM order_items \
          WHERE order_id = $1 ORDER BY line_no",
     )
     .bind(order_id)
     .fetch_all(pool)
-    .await
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(product_id, name, unit_price, quantity, line_total)| OrderLine {
+                product_id,
+                name,
+                unit_price,
+                quantity,
+                line_total,
+            },
+        )
+        .collect())
 }
 
 /// Orders by status (tests and audits).

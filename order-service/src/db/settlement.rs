@@ -2,10 +2,8 @@
 
 use std::collections::HashMap;
 
-use common::{
-    db::batch::{BatchStatement, in_order_of},
-    events::PaymentProcessed,
-};
+use common::db::batch::{BatchStatement, in_order_of};
+use contract::events::PaymentProcessed;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -110,8 +108,8 @@ pub async fn settle_orders(
 /// The order status a payment result leads to.
 fn order_status(event: &PaymentProcessed) -> &'static str {
     match event.status {
-        common::events::PaymentStatus::Completed => "paid",
-        common::events::PaymentStatus::Failed => "failed",
+        contract::events::PaymentStatus::Completed => "paid",
+        contract::events::PaymentStatus::Failed => "failed",
     }
 }
 

@@ -1,9 +1,9 @@
-//! The order as the API shows it. The types are `common::api`'s (shared with
+//! The order as the API shows it. The types are `contract::api`'s (shared with
 //! the gateway's OpenAPI document); this module builds them from a priced
 //! checkout.
 
 use chrono::{DateTime, Utc};
-use common::{
+use contract::{
     checkout::CheckoutRequest,
     events::{Event, OrderCreated, OrderCreatedItem, SCHEMA_VERSION},
 };
@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::pricing::PricedOrder;
 
-pub use common::api::{Order, OrderLine, OrderStatus, PaymentSummary};
+pub use contract::api::{Order, OrderLine, OrderStatus, PaymentSummary};
 
 /// A just-created order, as it is stored (timestamps must already be
 /// truncated to PostgreSQL's microseconds, so a later read matches).

@@ -8,10 +8,10 @@
 
 use std::collections::HashMap;
 
-use common::{checkout::CheckoutRequest, problem::FieldError};
+use contract::{checkout::CheckoutRequest, problem::FieldError};
 use rust_decimal::Decimal;
 
-pub use common::api::Product;
+pub use contract::api::Product;
 
 /// An order line priced from the catalog.
 #[derive(Debug, Clone, PartialEq)]
@@ -122,7 +122,7 @@ pub fn price_order(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use common::checkout::CheckoutItem;
+    use contract::checkout::CheckoutItem;
     use std::str::FromStr;
 
     fn dec(s: &str) -> Decimal {

@@ -17,7 +17,8 @@ use axum::{
     extract::DefaultBodyLimit,
     routing::{get, post},
 };
-use common::{api::headers::MAX_CHECKOUT_BODY_BYTES, db::batch::Batcher};
+use common::db::batch::Batcher;
+use contract::api::headers::MAX_CHECKOUT_BODY_BYTES;
 use sqlx::PgPool;
 
 use crate::{catalog::Catalog, db::orders::InsertOrders};

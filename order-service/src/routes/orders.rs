@@ -10,10 +10,10 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use chrono::{SubsecRound, Utc};
-use common::{
+use common::messaging::outbox::OutboxRow;
+use contract::{
     api::headers::{IDEMPOTENT_REPLAYED, idempotency_key, order_location},
     checkout::{CheckoutError, parse_checkout},
-    messaging::outbox::OutboxRow,
 };
 use uuid::Uuid;
 

@@ -5,13 +5,12 @@ use std::time::Duration;
 
 use chrono::{SubsecRound, Utc};
 use common::{
-    events::{Event, OrderCreated, PaymentProcessed, PaymentStatus},
-    messaging::{
-        AmqpSettings,
-        outbox::OutboxRow,
-        topology::{ORDER_QUEUE, PAYMENT_QUEUE, Topology},
-    },
+    messaging::{AmqpSettings, outbox::OutboxRow, topology::Topology},
     testing::{self, BrokerCleanup},
+};
+use contract::{
+    events::{Event, OrderCreated, PaymentProcessed, PaymentStatus},
+    names::{ORDER_QUEUE, PAYMENT_QUEUE},
 };
 use lapin::Connection;
 use order_service::{

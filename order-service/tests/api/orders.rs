@@ -3,10 +3,8 @@
 
 use std::time::Duration;
 
-use common::{
-    events::PaymentStatus,
-    testing::{self, eventually},
-};
+use common::testing::{self, eventually};
+use contract::events::PaymentStatus;
 use order_service::db;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};

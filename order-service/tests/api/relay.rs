@@ -7,10 +7,10 @@
 use std::time::Duration;
 
 use common::{
-    events::{Event, OrderCreated},
     messaging::{outbox, topology::Topology},
     testing::{self, eventually},
 };
+use contract::events::{Event, OrderCreated};
 
 use crate::helpers::{TestApp, seed_checkout};
 

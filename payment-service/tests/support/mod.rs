@@ -8,12 +8,12 @@
 use std::time::Duration;
 
 use common::{
-    events::{Event, OrderCreated, PaymentProcessed},
-    messaging::{
-        AmqpSettings,
-        topology::{EMAIL_QUEUE, PAYMENT_QUEUE, Topology},
-    },
+    messaging::{AmqpSettings, topology::Topology},
     testing::{self, Metrics, ServiceProcess, TestVhost},
+};
+use contract::{
+    events::{Event, OrderCreated, PaymentProcessed},
+    names::{EMAIL_QUEUE, PAYMENT_QUEUE},
 };
 use lapin::{Connection, ConnectionProperties, options::BasicPublishOptions};
 use sqlx::PgPool;

@@ -53,7 +53,9 @@ use super::{
     topology::{QueueSpec, Topology},
 };
 use crate::timeline::Journal;
-use crate::{events::Event, health::Flag};
+use contract::events::Event;
+
+use crate::health::Flag;
 
 /// What a handler reports when it could not complete.
 #[derive(Debug, thiserror::Error)]

@@ -17,8 +17,9 @@ use super::{
     Handler, HandlerError, Incoming,
     acks::{Acks, Ticket},
 };
+use contract::events::Event;
+
 use crate::{
-    events::Event,
     messaging::{
         AmqpSettings, headers,
         publisher::{Outgoing, Publisher},

@@ -25,7 +25,7 @@ pub enum OrderState {
 }
 
 /// One line of an order, priced from the catalog.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct OrderLine {
     #[schema(minimum = 1, example = 1)]
     pub product_id: i64,
@@ -106,7 +106,7 @@ impl From<Order> for OrderStatus {
 }
 
 /// A catalog entry.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Product {
     #[schema(minimum = 1, example = 1)]
     pub id: i64,

@@ -1,10 +1,8 @@
 //! RFC 9457 problem details (`application/problem+json`), the one error shape
 //! of every HTTP answer in the system.
 
-use axum::{
-    http::{HeaderValue, StatusCode, header},
-    response::{IntoResponse, Response},
-};
+use axum_core::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode, header};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -143,7 +141,7 @@ impl IntoResponse for Problem {
         let status = self.status_code();
         let body = serde_json::to_vec(&self).unwrap_or_default();
         let mut response = (status, body).into_response();
-        // Kept so `common::http` can add the request id on the way out.
+        // Kept so the HTTP layers (`runtime::http`) can add the request id on the way out.
         response.extensions_mut().insert(self);
         response
             .headers_mut()

@@ -2,7 +2,7 @@
 //! headers and their rule, where a created order lives, and the largest
 //! checkout body.
 
-use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue};
 use uuid::Uuid;
 
 /// A client's key for one order attempt: the same key with the same body
