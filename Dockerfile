@@ -8,7 +8,8 @@
 #
 # Stages: `chef` (toolchain + cargo-chef) -> `planner` (dependency recipe)
 # -> `builder` (dependencies, cached in their own layer; then our crates)
-# -> `runtime` (Debian slim, the four binaries, a non-root user).
+# -> `runtime` (Debian slim, the four binaries and the `dlq` tool, a
+# non-root user).
 
 ARG RUST_VERSION=1.95
 ARG DEBIAN_RELEASE=bookworm
@@ -33,10 +34,10 @@ ENV SQLX_OFFLINE=true \
     CARGO_INCREMENTAL=0
 COPY --from=planner /app/recipe.json recipe.json
 RUN cargo chef cook --release --locked --recipe-path recipe.json \
-        --bin gateway --bin order-service --bin payment-service --bin email-service
+        --bin gateway --bin order-service --bin payment-service --bin email-service --bin dlq
 COPY . .
 RUN cargo build --release --locked \
-        --bin gateway --bin order-service --bin payment-service --bin email-service
+        --bin gateway --bin order-service --bin payment-service --bin email-service --bin dlq
 
 FROM debian:${DEBIAN_RELEASE}-slim AS runtime
 # ca-certificates: SMTP over TLS to a real provider verifies against the system
@@ -55,6 +56,7 @@ COPY --from=builder \
     /app/target/release/order-service \
     /app/target/release/payment-service \
     /app/target/release/email-service \
+    /app/target/release/dlq \
     /usr/local/bin/
 USER 10001:10001
 # gateway 9000, order-service 8001, payment-service 8002, email-service 8003.

@@ -25,11 +25,12 @@ use std::{
     process::Command,
 };
 
-use common::messaging::{AmqpSettings, dead_letters::headers_to_json, topology::Topology};
+use common::messaging::{AmqpSettings, topology::Topology};
 use contract::{
     events::{Event, OrderCreated, PaymentProcessed},
     names::{EMAIL_QUEUE, ORDER_QUEUE, PAYMENT_QUEUE},
 };
+use dead_letters::headers_to_json;
 use serde_json::{Value, json};
 use serde_yaml_ng::Value as Yaml;
 

@@ -12,7 +12,7 @@
 use std::{sync::Arc, time::Duration};
 
 use common::{
-    messaging::{AmqpSettings, dead_letters, topology::Topology},
+    messaging::{AmqpSettings, topology::Topology},
     testing::{self, ProvisionedBroker, ServiceDatabase},
 };
 use contract::{

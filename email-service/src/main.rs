@@ -1,16 +1,6 @@
-use common::service::DeadLetters;
-use contract::{
-    events::{Event, PaymentProcessed},
-    names::EMAIL_QUEUE,
-};
 use email_service::{Application, Settings};
 
 #[tokio::main]
 async fn main() {
-    let dead_letters = DeadLetters {
-        queue_base: EMAIL_QUEUE,
-        routing_key: PaymentProcessed::ROUTING_KEY,
-        amqp: |settings: &Settings| settings.amqp.clone(),
-    };
-    common::service::main::<Application>(Settings::from_env, Some(dead_letters)).await
+    common::service::main::<Application>(Settings::from_env).await
 }

@@ -16,3 +16,14 @@ pub const ORDER_QUEUE: &str = "order_service_queue";
 
 /// Every work queue, in the order of the pipeline.
 pub const WORK_QUEUES: [&str; 3] = [PAYMENT_QUEUE, EMAIL_QUEUE, ORDER_QUEUE];
+
+/// The routing key work queue `queue` is bound to: the event its service
+/// consumes.
+pub fn routing_key_of(queue: &str) -> Option<&'static str> {
+    use crate::events::{Event, OrderCreated, PaymentProcessed};
+    match queue {
+        PAYMENT_QUEUE => Some(OrderCreated::ROUTING_KEY),
+        EMAIL_QUEUE | ORDER_QUEUE => Some(PaymentProcessed::ROUTING_KEY),
+        _ => None,
+    }
+}

@@ -12,13 +12,10 @@
 //!   rebuilt or the service exits non-zero.
 //! - [`outbox`]: events written in the business transaction, published by a
 //!   relay; [`inbox`]: processed message ids, for idempotent consumers.
-//! - [`dead_letters`]: list, show, replay and purge parked messages, as a
-//!   library and as each consuming service's `dlq` command.
 
 pub mod broker;
 pub mod connection;
 pub mod consumer;
-pub mod dead_letters;
 pub mod headers;
 pub mod inbox;
 pub mod outbox;

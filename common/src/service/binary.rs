@@ -1,12 +1,11 @@
 //! What every service binary does, so each `main.rs` is one call: read the
 //! configuration, start the service, restart it in place after a failure,
-//! stop on SIGTERM; or, for `<binary> dlq …`, run the dead-letter tool.
+//! stop on SIGTERM.
 
 use futures::FutureExt;
 use tokio_util::sync::CancellationToken;
 
 use super::keep_running;
-use crate::messaging::{AmqpSettings, dead_letters};
 
 /// A service as its binary and the tests start it.
 #[async_trait::async_trait]
@@ -21,34 +20,14 @@ pub trait Service: Sized + Send + 'static {
     async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()>;
 }
 
-/// The queue a consuming service's `dlq` command works on.
-pub struct DeadLetters<S> {
-    pub queue_base: &'static str,
-    pub routing_key: &'static str,
-    pub amqp: fn(&S) -> AmqpSettings,
-}
-
 /// The whole `main` of a service binary. Exits non-zero on a failure; a
 /// command line it does not know (a typo, an unknown option) prints the
 /// usage and exits with 2 without starting anything, and `--help` and
 /// `--version` answer and exit.
-pub async fn main<S: Service>(
-    settings: fn() -> Result<S::Settings, crate::config::ConfigError>,
-    dead_letters: Option<DeadLetters<S::Settings>>,
-) {
-    let matches = command_line(S::NAME, dead_letters.is_some()).get_matches();
-    let result = match (matches.subcommand(), dead_letters) {
-        (Some(("dlq", dlq_args)), Some(dlq)) => {
-            let args: Vec<String> = dlq_args
-                .get_many::<String>("args")
-                .into_iter()
-                .flatten()
-                .cloned()
-                .collect();
-            run_dead_letter_tool(&args, settings, dlq).await
-        }
-        _ => run::<S>(settings).await,
-    };
+pub async fn main<S: Service>(settings: fn() -> Result<S::Settings, crate::config::ConfigError>) {
+    // Only --help and --version: the configuration is the environment.
+    command_line(S::NAME).get_matches();
+    let result = run::<S>(settings).await;
     if let Err(e) = &result {
         tracing::error!(
             error = format!("{e:#}"),
@@ -64,26 +43,12 @@ pub async fn main<S: Service>(
     }
 }
 
-/// `<binary>` runs the service (configured by the environment); a consuming
-/// service also has `<binary> dlq …`, whose own arguments its tool reads.
-fn command_line(name: &'static str, with_dead_letters: bool) -> clap::Command {
-    let service = clap::Command::new(name)
+/// `<binary>` runs the service (configured by the environment); anything
+/// else on its command line is a usage error, never a second service.
+fn command_line(name: &'static str) -> clap::Command {
+    clap::Command::new(name)
         .version(env!("CARGO_PKG_VERSION"))
-        .about("Runs the service. Its configuration comes from the environment (docs/configuration.md).");
-    if !with_dead_letters {
-        return service;
-    }
-    service.subcommand(
-        clap::Command::new("dlq")
-            .about("Inspect, replay or purge this service's parked messages (`dlq --help`)")
-            .disable_help_flag(true)
-            .arg(
-                clap::Arg::new("args")
-                    .num_args(0..)
-                    .trailing_var_arg(true)
-                    .allow_hyphen_values(true),
-            ),
-    )
+        .about("Runs the service. Its configuration comes from the environment (docs/configuration.md).")
 }
 
 async fn run<S: Service>(
@@ -116,17 +81,6 @@ pub async fn supervise<S: Service>(
     keep_running(S::NAME, shutdown, first, restart).await
 }
 
-/// `<binary> dlq …`: inspect, replay or purge the service's parked messages
-/// (`<binary> dlq --help`). Needs only RabbitMQ: no database, no HTTP server.
-async fn run_dead_letter_tool<T>(
-    args: &[String],
-    settings: fn() -> Result<T, crate::config::ConfigError>,
-    dlq: DeadLetters<T>,
-) -> anyhow::Result<()> {
-    let amqp = (dlq.amqp)(&settings()?);
-    dead_letters::cli::run(args.to_vec(), amqp, dlq.queue_base, dlq.routing_key).await
-}
-
 #[cfg(test)]
 mod tests {
     use clap::error::ErrorKind;
@@ -134,14 +88,14 @@ mod tests {
     use super::*;
 
     fn parse(args: &[&str]) -> Result<clap::ArgMatches, ErrorKind> {
-        command_line("order-service", true)
+        command_line("order-service")
             .try_get_matches_from(std::iter::once("order-service").chain(args.iter().copied()))
             .map_err(|e| e.kind())
     }
 
     #[test]
     fn no_arguments_runs_the_service() {
-        assert!(parse(&[]).unwrap().subcommand().is_none());
+        assert!(parse(&[]).is_ok());
     }
 
     #[test]
@@ -151,28 +105,10 @@ mod tests {
             parse(&["--version"]).unwrap_err(),
             ErrorKind::DisplayVersion
         );
-        assert_eq!(parse(&["dql"]).unwrap_err(), ErrorKind::InvalidSubcommand);
+        assert_eq!(parse(&["dlq"]).unwrap_err(), ErrorKind::UnknownArgument);
         assert_eq!(
             parse(&["--port", "1"]).unwrap_err(),
             ErrorKind::UnknownArgument
         );
-    }
-
-    #[test]
-    fn the_dead_letter_tool_gets_its_own_arguments() {
-        let matches = parse(&["dlq", "show", "--json", "abc"]).unwrap();
-        let (name, dlq) = matches.subcommand().unwrap();
-        assert_eq!(name, "dlq");
-        let args: Vec<&String> = dlq.get_many::<String>("args").unwrap().collect();
-        assert_eq!(args, ["show", "--json", "abc"]);
-        assert!(parse(&["dlq", "--help"]).is_ok(), "the tool's own help");
-    }
-
-    #[test]
-    fn a_service_without_a_dead_letter_queue_has_no_dlq_command() {
-        let parsed = command_line("gateway", false)
-            .try_get_matches_from(["gateway", "dlq", "list"])
-            .map_err(|e| e.kind());
-        assert!(parsed.is_err());
     }
 }

@@ -16,7 +16,7 @@ mod binary;
 mod foundation;
 pub mod startup;
 
-pub use binary::{DeadLetters, Service, main, supervise};
+pub use binary::{Service, main, supervise};
 pub use foundation::Foundation;
 
 use std::time::Duration;

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::messaging::dead_letters::{ParkedDetail, ParkedMessage, headers_to_json};
+use crate::{ParkedDetail, ParkedMessage, headers_to_json};
 
 /// The widest the reason column of `list` gets.
 const REASON_WIDTH: usize = 80;

@@ -3,8 +3,8 @@
 use anyhow::Context;
 use lapin::{Connection, options::QueuePurgeOptions};
 
-use super::scan::{Scan, ack, has_id};
-use crate::messaging::topology::QueueSpec;
+use crate::scan::{Scan, ack, has_id};
+use common::messaging::topology::QueueSpec;
 
 /// Deletes parked messages for good: those whose `message_id` is `filter`
 /// (every copy), or all ready messages (`queue.purge`) when `filter` is

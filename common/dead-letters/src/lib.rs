@@ -1,11 +1,13 @@
-//! Dead-letter tooling: inspect, replay and purge the messages parked in a
-//! work queue's `<queue>.dlq`: a parked message can be inspected and
-//! replayed (`docs/operations.md`, the dead-letter tool).
+//! # dead-letters — the operator's tool for parked messages
+//!
+//! Inspect, replay and purge the messages parked in a work queue's
+//! `<queue>.dlq`, as a library and as the `dlq` binary
+//! (`docs/operations.md`, the dead-letter tool).
 //!
 //! A message reaches the dead-letter queue in one of two ways:
 //! - the consumer gave up on it and published it to the dead-letter exchange
 //!   with `x-park-reason`, `x-retry-count`, `x-parked-at`, `x-parked-by` and
-//!   `x-original-routing-key` (see [`super::consumer`]);
+//!   `x-original-routing-key` (see `messaging::consumer`);
 //! - the broker dead-lettered it through the work queue's own settings
 //!   (rejected without requeue, delivery limit exceeded): then only RabbitMQ's
 //!   `x-death` array says why.
@@ -24,14 +26,15 @@
 //! replayed copy starts with `x-retry-count` 0 and without the park headers and
 //! the broker's death history, with `x-replayed-at` added.
 //!
-//! The same operations are on the command line of every consuming service
-//! ([`cli`]): `payment-service dlq list`.
+//! The same operations are the `dlq` command line ([`cli`]):
+//! `dlq --queue payment_service_queue list`.
 
 pub mod cli;
 mod inspect;
 mod json;
 mod parked;
 mod purge;
+mod render;
 mod replay;
 mod scan;
 

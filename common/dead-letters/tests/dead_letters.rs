@@ -3,11 +3,10 @@
 
 use std::{sync::Arc, time::Duration};
 
+use clap::Parser as _;
 use common::{
     messaging::{
-        AmqpSettings,
-        dead_letters::{self, REPLAYED_AT, cli},
-        headers,
+        AmqpSettings, headers,
         topology::{QueueSpec, Topology},
     },
     testing::{self, BrokerCleanup, eventually},
@@ -15,6 +14,10 @@ use common::{
 use contract::{
     events::{Event, OrderCreated},
     names::PAYMENT_QUEUE,
+};
+use dead_letters::{
+    REPLAYED_AT,
+    cli::{self, Cli},
 };
 use lapin::{
     BasicProperties, Connection,
@@ -156,13 +159,11 @@ impl Fixture {
     }
 
     async fn cli(&self, words: &str) -> anyhow::Result<String> {
-        cli::execute(
-            words.split_whitespace().map(String::from),
-            self.settings.clone(),
-            PAYMENT_QUEUE,
-            OrderCreated::ROUTING_KEY,
-        )
-        .await
+        let words = ["dlq", "--queue", PAYMENT_QUEUE]
+            .into_iter()
+            .chain(words.split_whitespace());
+        let parsed = Cli::try_parse_from(words)?;
+        cli::execute(&self.settings, &parsed.queue, parsed.command).await
     }
 }
 
@@ -454,7 +455,47 @@ async fn the_command_line_lists_shows_replays_and_purges() {
     );
     assert_eq!(f.dlq_depth().await, 0);
     assert_eq!(f.work_depth().await, 1);
+}
 
-    let help = f.cli("--help").await.unwrap();
-    assert!(help.contains("dlq purge (<message_id> | --all)"), "{help}");
+/// The binary itself: usage errors exit with 2 before connecting anywhere,
+/// `--help` and `--version` answer and exit 0.
+#[test]
+fn the_binary_answers_help_and_version_and_refuses_bad_usage_with_2() {
+    let dlq = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_dlq"))
+            .args(args)
+            // Unreachable: a usage error must not try the broker.
+            .env("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:1/%2f")
+            .output()
+            .unwrap()
+    };
+    let help = dlq(&["--help"]);
+    assert_eq!(help.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&help.stdout);
+    for word in ["--queue", "list", "show", "replay", "purge", "RABBITMQ_URL"] {
+        assert!(help.contains(word), "{word} missing from:\n{help}");
+    }
+    assert_eq!(dlq(&["--version"]).status.code(), Some(0));
+    for bad in [
+        &["--queue", PAYMENT_QUEUE, "lsit"][..],
+        &["--queue", "no_such_queue", "list"],
+        &["list"],
+        &["--queue", PAYMENT_QUEUE, "purge"],
+        &["--queue", PAYMENT_QUEUE, "purge", "m-1", "--all"],
+        &["--queue", PAYMENT_QUEUE, "list", "--limit", "0"],
+    ] {
+        let out = dlq(bad);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: {out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).starts_with("error:"),
+            "{bad:?}: {out:?}"
+        );
+    }
+    // A well-formed command that cannot reach the broker is a failure (1),
+    // and says where it tried without the password.
+    let out = dlq(&["--queue", PAYMENT_QUEUE, "list"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("127.0.0.1:1"), "{stderr}");
+    assert!(!stderr.contains("guest:guest"), "{stderr}");
 }

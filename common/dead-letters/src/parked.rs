@@ -9,8 +9,8 @@ use lapin::{
 };
 use serde::Serialize;
 
-use super::PREVIEW_BYTES;
-use crate::messaging::headers;
+use crate::PREVIEW_BYTES;
+use common::messaging::headers;
 
 /// A summary of one parked message.
 #[derive(Debug, Clone, PartialEq, Serialize)]

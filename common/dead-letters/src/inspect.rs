@@ -3,11 +3,11 @@
 
 use lapin::Connection;
 
-use super::{
+use crate::{
     ParkedDetail, ParkedMessage,
     scan::{Scan, has_id},
 };
-use crate::messaging::topology::QueueSpec;
+use common::messaging::topology::QueueSpec;
 
 /// Ready messages in the dead-letter queue of `queue`.
 pub async fn count(conn: &Connection, queue: &QueueSpec) -> anyhow::Result<u32> {

@@ -10,11 +10,11 @@ use anyhow::Context;
 use futures::FutureExt;
 use lapin::{BasicProperties, Connection, message::Delivery, types::FieldTable};
 
-use super::{
+use crate::{
     REPLAYED_AT,
     scan::{Scan, ack, has_id},
 };
-use crate::messaging::{
+use common::messaging::{
     AmqpSettings, headers,
     publisher::{Outgoing, Publisher},
     topology::QueueSpec,
@@ -135,7 +135,7 @@ mod tests {
     use lapin::types::{AMQPValue, FieldArray};
 
     use super::*;
-    use crate::messaging::dead_letters::parked::tests::death;
+    use crate::parked::tests::death;
 
     #[test]
     fn a_replayed_message_keeps_its_identity_and_loses_its_park_and_death_headers() {
