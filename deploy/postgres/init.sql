@@ -13,7 +13,7 @@
 -- superuser, cannot create databases or roles, and cannot connect to any
 -- other service's database: CONNECT is revoked from PUBLIC. Because the
 -- database exists, the service never needs its "create if missing" path
--- (common/src/db.rs tries the database itself first).
+-- (common/messaging/src/db/mod.rs tries the database itself first).
 
 \set ON_ERROR_STOP on
 

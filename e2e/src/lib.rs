@@ -5,15 +5,12 @@
 
 use std::{sync::Arc, time::Duration};
 
-use common::service::supervise;
+use runtime::service::supervise;
 
-use common::{
-    db::DatabaseSettings,
-    messaging::AmqpSettings,
-    testing::{self, BrokerCleanup, FaultProxy, SmtpSink},
-};
+use messaging::{AmqpSettings, db::DatabaseSettings};
 use serde_json::Value;
 use sqlx::PgPool;
+use test_support::{self, BrokerCleanup, FaultProxy, SmtpSink};
 use tokio::{sync::Mutex, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
@@ -66,9 +63,9 @@ impl Pipeline {
     }
 
     pub async fn start_with(options: Options) -> Self {
-        common::telemetry::init_for_tests();
+        test_support::init_logs();
         let smtp = SmtpSink::start().await;
-        let direct = testing::fresh_amqp();
+        let direct = test_support::fresh_amqp();
         // Clean-up talks to the broker directly, never through the proxy.
         let cleanup = options
             .connections
@@ -80,16 +77,16 @@ impl Pipeline {
             "broker_proxy and connections do not combine"
         );
         let broker = if options.broker_proxy {
-            let proxy = FaultProxy::start(testing::socket_addr_of(&amqp.url)).await;
+            let proxy = FaultProxy::start(test_support::socket_addr_of(&amqp.url)).await;
             amqp.url = proxy.rewrite_url(&amqp.url);
             Some(proxy)
         } else {
             None
         };
         let connections = options.connections.clone().unwrap_or_else(|| Connections {
-            order: (testing::fresh_database("order"), amqp.clone()),
-            payment: (testing::fresh_database("payment"), amqp.clone()),
-            email: (testing::fresh_database("email"), amqp.clone()),
+            order: (test_support::fresh_database("order"), amqp.clone()),
+            payment: (test_support::fresh_database("payment"), amqp.clone()),
+            email: (test_support::fresh_database("email"), amqp.clone()),
         });
         if options.connections.is_some() {
             amqp = connections.order.1.clone();
@@ -110,7 +107,7 @@ impl Pipeline {
         let order_url = format!("http://127.0.0.1:{}", order.port());
         let order_db = order.pool().clone();
         // Each service runs as its binary runs it: restarted in place after a
-        // failure (a wedged broker connection), see `common::service::supervise`.
+        // failure (a wedged broker connection), see `runtime::service::supervise`.
         tasks.push((
             "order-service",
             tokio::spawn(supervise(order, settings, shutdown.clone())),
@@ -208,7 +205,7 @@ impl Pipeline {
             ("gateway", &self.gateway),
         ] {
             let what = format!("{name} to be ready");
-            testing::eventually(Duration::from_secs(20), &what, || async {
+            test_support::eventually(Duration::from_secs(20), &what, || async {
                 let response = self.http.get(format!("{base}/ready")).send().await.ok()?;
                 response.status().is_success().then_some(())
             })
@@ -244,7 +241,7 @@ impl Pipeline {
     /// One scrape of `<base>/metrics` (`base` one of the service URLs above).
     /// In-process, all services record into one registry, so a test reads
     /// each service's metrics by their labels (queue, app, service).
-    pub async fn metrics(&self, base: &str) -> testing::Metrics {
+    pub async fn metrics(&self, base: &str) -> test_support::Metrics {
         let response = self
             .http
             .get(format!("{base}/metrics"))
@@ -252,12 +249,12 @@ impl Pipeline {
             .await
             .expect("service answers /metrics");
         assert!(response.status().is_success(), "{base}/metrics answers 200");
-        testing::Metrics::parse(&response.text().await.expect("metrics text"))
+        test_support::Metrics::parse(&response.text().await.expect("metrics text"))
     }
 
     /// Polls the order until its status is not `pending`, then returns it.
     pub async fn settled_order(&self, id: &str) -> Value {
-        testing::eventually(
+        test_support::eventually(
             Duration::from_secs(20),
             "the order to be settled",
             || async {
@@ -344,7 +341,7 @@ impl Pipeline {
     pub async fn audit(&mut self, accepted: &[String]) {
         let expected = accepted.len();
         let mails = self.smtp.wait_for(expected, Duration::from_secs(120)).await;
-        testing::eventually(
+        test_support::eventually(
             Duration::from_secs(60),
             "every accepted order settled",
             || async {
@@ -406,7 +403,7 @@ impl Pipeline {
                 0
             );
         }
-        let conn = testing::test_connection().await;
+        let conn = test_support::test_connection().await;
         for queue in [
             "payment_service_queue",
             "email_service_queue",
@@ -414,12 +411,12 @@ impl Pipeline {
         ] {
             let name = |suffix: &str| format!("{}{queue}{suffix}", self.amqp.prefix);
             assert_eq!(
-                testing::queue_depth(&conn, &name("")).await,
+                test_support::queue_depth(&conn, &name("")).await,
                 0,
                 "{queue} drained"
             );
             assert_eq!(
-                testing::queue_depth(&conn, &name(".dlq")).await,
+                test_support::queue_depth(&conn, &name(".dlq")).await,
                 0,
                 "{queue}.dlq empty"
             );

@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
-use common::testing::eventually;
 use e2e::{Options, Pipeline};
+use test_support::eventually;
 
 const ORDERS: usize = 120;
 

@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use common::testing::{eventually, rabbitmqctl};
 use e2e::Pipeline;
+use test_support::{eventually, rabbitmqctl};
 
 const ORDERS: usize = 150;
 

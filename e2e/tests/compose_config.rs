@@ -5,7 +5,7 @@
 //! - every variable compose sets on a Rust service is one its binary reads,
 //!   and every value parses (measured: each binary's configuration is read
 //!   in a child process with exactly compose's environment, and
-//!   `common::config::variables_read` lists what it looked up);
+//!   `runtime::config::variables_read` lists what it looked up);
 //! - each service's `BIND_ADDR` port is the one of its health check and of
 //!   its published or exposed ports; payment-service has no fixed container
 //!   name and no host port (it is scaled);
@@ -13,7 +13,7 @@
 //!   `service_healthy`;
 //! - the Dockerfile builds and copies every binary compose runs;
 //! - deploy/rabbitmq/definitions.json provisions exactly the exchanges,
-//!   queues (with their arguments) and bindings that `common::messaging::topology`
+//!   queues (with their arguments) and bindings that `messaging::topology`
 //!   declares for the settings compose gives each service, and each service's
 //!   RabbitMQ and PostgreSQL user and password are the ones provisioned;
 //! - `.env.example` lists every variable compose interpolates, with its default;
@@ -25,12 +25,12 @@ use std::{
     process::Command,
 };
 
-use common::messaging::{AmqpSettings, topology::Topology};
 use contract::{
     events::{Event, OrderCreated, PaymentProcessed},
     names::{EMAIL_QUEUE, ORDER_QUEUE, PAYMENT_QUEUE},
 };
 use dead_letters::headers_to_json;
+use messaging::{AmqpSettings, topology::Topology};
 use serde_json::{Value, json};
 use serde_yaml_ng::Value as Yaml;
 
@@ -189,7 +189,7 @@ fn child_reads_a_services_configuration() {
     ) else {
         return;
     };
-    common::telemetry::init("compose-check").expect("logging configuration");
+    runtime::telemetry::init("compose-check").expect("logging configuration");
     let amqp: Option<AmqpSettings> = match binary.as_str() {
         "gateway" => {
             gateway::Settings::from_env().expect("gateway configuration");
@@ -212,7 +212,7 @@ fn child_reads_a_services_configuration() {
         ),
         other => panic!("unknown service {other}"),
     };
-    let mut report = json!({"read": common::config::variables_read()});
+    let mut report = json!({"read": runtime::config::variables_read()});
     if let (Some(amqp), Some((base, routing_key))) = (amqp, consumed_queue(&binary)) {
         let topology = Topology::new(&amqp);
         let queue = topology.queue(base, routing_key);
@@ -395,7 +395,7 @@ fn without_vhost(mut item: Value) -> Value {
 
 #[test]
 fn the_rabbitmq_definitions_are_what_the_services_declare() {
-    let definitions = common::testing::definitions();
+    let definitions = test_support::definitions();
     let services = services(&compose());
     let (mut queues, mut bindings, mut exchanges) = (Vec::new(), Vec::new(), BTreeSet::new());
     for binary in RUST_SERVICES {
@@ -466,7 +466,7 @@ fn credentials(url: &str) -> (String, String, String) {
 #[test]
 fn each_service_logs_in_with_its_own_provisioned_credentials() {
     let services = services(&compose());
-    let definitions = common::testing::definitions();
+    let definitions = test_support::definitions();
     let postgres = environment(&services["postgres"]);
     let rabbitmq = environment(&services["rabbitmq"]);
     let init_sh = read("deploy/postgres/init.sh");
@@ -538,7 +538,8 @@ fn the_dashboard_uses_only_metrics_the_code_records() {
         serde_json::from_str(&read("deploy/grafana/dashboards/checkout-pipeline.json")).unwrap();
     let mut recorded = BTreeSet::new();
     for dir in [
-        "common/src",
+        "common/runtime/src",
+        "common/messaging/src",
         "gateway/src",
         "order-service/src",
         "payment-service/src",

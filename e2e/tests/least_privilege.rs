@@ -11,10 +11,6 @@
 
 use std::{sync::Arc, time::Duration};
 
-use common::{
-    messaging::{AmqpSettings, topology::Topology},
-    testing::{self, ProvisionedBroker, ServiceDatabase},
-};
 use contract::{
     events::{Event, OrderCreated, PaymentProcessed},
     names::{EMAIL_QUEUE, ORDER_QUEUE, PAYMENT_QUEUE},
@@ -25,8 +21,10 @@ use lapin::{
     options::{BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions},
     types::FieldTable,
 };
+use messaging::{AmqpSettings, topology::Topology};
 use serde_json::json;
 use sqlx::Connection as _;
+use test_support::{self, ProvisionedBroker, ServiceDatabase};
 
 /// A service's production AMQP settings (from its own `Settings::from_env`:
 /// no prefix, its default retry delays) on `url`.
@@ -98,7 +96,7 @@ async fn run_pipeline_as_service_users(broker: ProvisionedBroker) {
     .await;
     let admin = connect(&broker.vhost.url).await;
     for queue in [PAYMENT_QUEUE, EMAIL_QUEUE, ORDER_QUEUE] {
-        testing::wait_for_consumers(&admin, queue, 1).await;
+        test_support::wait_for_consumers(&admin, queue, 1).await;
     }
 
     // A paid order, a declined one, and one whose provider fails twice
@@ -118,11 +116,12 @@ async fn run_pipeline_as_service_users(broker: ProvisionedBroker) {
     }
     let mut statuses = Vec::new();
     for id in &ids {
-        let order = testing::eventually(Duration::from_secs(30), "the order settled", || async {
-            let order = pipeline.get(&format!("/api/orders/{id}")).await;
-            (order["status"] != "pending").then_some(order)
-        })
-        .await;
+        let order =
+            test_support::eventually(Duration::from_secs(30), "the order settled", || async {
+                let order = pipeline.get(&format!("/api/orders/{id}")).await;
+                (order["status"] != "pending").then_some(order)
+            })
+            .await;
         statuses.push(order["status"].as_str().unwrap().to_owned());
     }
     assert_eq!(statuses, ["paid", "failed", "paid"]);
@@ -139,24 +138,24 @@ async fn run_pipeline_as_service_users(broker: ProvisionedBroker) {
     // The dead-letter tool as payment-service's user: a malformed message is
     // parked at once (publish to the dead-letter exchange), listed, replayed
     // (publish to the default exchange; parked again) and purged.
-    testing::publish_raw(&admin, "", PAYMENT_QUEUE, b"not json", "malformed-1").await;
+    test_support::publish_raw(&admin, "", PAYMENT_QUEUE, b"not json", "malformed-1").await;
     let tool = Arc::new(connect(&payment_amqp.url).await);
     let queue = Topology::new(&payment_amqp).queue(PAYMENT_QUEUE, OrderCreated::ROUTING_KEY);
     let parked_once = || async {
         let n = dead_letters::count(&tool, &queue).await.unwrap();
         (n == 1).then_some(())
     };
-    testing::eventually(Duration::from_secs(10), "the message parked", parked_once).await;
+    test_support::eventually(Duration::from_secs(10), "the message parked", parked_once).await;
     let listed = dead_letters::list(&tool, &queue, 10).await.unwrap();
     assert_eq!(listed.len(), 1);
     // `list` hands the message back when its channel closes; a quorum queue
     // counts it as ready again a moment later.
-    testing::eventually(Duration::from_secs(10), "listed back", parked_once).await;
+    test_support::eventually(Duration::from_secs(10), "listed back", parked_once).await;
     let replayed = dead_letters::replay(&tool, &payment_amqp, &queue, None, 10)
         .await
         .unwrap();
     assert_eq!(replayed, 1);
-    testing::eventually(Duration::from_secs(10), "parked again", parked_once).await;
+    test_support::eventually(Duration::from_secs(10), "parked again", parked_once).await;
     assert_eq!(dead_letters::purge(&tool, &queue, None).await.unwrap(), 1);
 
     pipeline.stop().await;
@@ -273,7 +272,7 @@ async fn a_service_role_owns_its_database_and_reaches_no_other() {
 #[tokio::test]
 async fn a_service_starts_without_reaching_the_maintenance_database() {
     let order = ServiceDatabase::provision("order");
-    let mut admin = sqlx::PgConnection::connect(&testing::admin_database_url())
+    let mut admin = sqlx::PgConnection::connect(&test_support::admin_database_url())
         .await
         .unwrap();
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
@@ -286,9 +285,10 @@ async fn a_service_starts_without_reaching_the_maintenance_database() {
     let locked_out = sqlx::PgConnection::connect(&order.url_on("postgres")).await;
     assert!(locked_out.is_err(), "the role is locked out of postgres");
 
-    let pool = common::db::connect_and_migrate(&order.settings, &order_service::startup::MIGRATOR)
-        .await
-        .expect("starts on its existing database");
+    let pool =
+        messaging::db::connect_and_migrate(&order.settings, &order_service::startup::MIGRATOR)
+            .await
+            .expect("starts on its existing database");
     let products: i64 = sqlx::query_scalar("SELECT count(*) FROM products")
         .fetch_one(&pool)
         .await

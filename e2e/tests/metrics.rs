@@ -9,9 +9,9 @@
 
 use std::time::Duration;
 
-use common::testing::{Metrics, QueueCounts, eventually};
 use e2e::Pipeline;
 use serde_json::json;
+use test_support::{Metrics, QueueCounts, eventually};
 
 const QUEUES: [&str; 3] = [
     "payment_service_queue",
@@ -143,7 +143,7 @@ async fn a_checkout_moves_the_counters_of_every_service() {
         );
         assert_eq!(metrics.sum("amqp_connection_up", &[]), 1.0, "broker up");
         // Every series names the process it comes from.
-        let replica = common::metrics::replica();
+        let replica = runtime::metrics::replica();
         let unlabelled: Vec<&str> = metrics
             .samples
             .iter()

@@ -194,7 +194,7 @@ fn release_builds_of_the_services_have_no_fail_points() {
         );
         let tree = String::from_utf8(tree.stdout).unwrap();
         assert!(
-            !tree.contains("common feature \"fail-points\""),
+            !tree.contains("runtime feature \"fail-points\""),
             "{service} is built with fail points"
         );
     }

@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use common::messaging::{headers, topology::Topology};
 use e2e::Pipeline;
 use lapin::{BasicProperties, Connection, ConnectionProperties, options::BasicPublishOptions};
+use messaging::{headers, topology::Topology};
 use serde_json::{Value, json};
 
 fn checkout(email: &str) -> Value {
@@ -23,7 +23,7 @@ async fn place(pipeline: &Pipeline, email: &str) -> String {
 /// The timeline once it holds every step of `wanted` (order-service and
 /// email-service take their last steps independently, in either order).
 async fn timeline_with(pipeline: &Pipeline, id: &str, wanted: &[&str]) -> Value {
-    common::testing::eventually(Duration::from_secs(20), &wanted.join(", "), || async {
+    test_support::eventually(Duration::from_secs(20), &wanted.join(", "), || async {
         let timeline = pipeline.get(&format!("/api/orders/{id}/timeline")).await;
         let steps = names(&timeline);
         wanted

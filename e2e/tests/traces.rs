@@ -10,9 +10,10 @@
 
 use std::time::Duration;
 
-use common::{testing::LogCapture, trace_context::TraceParent};
 use e2e::Pipeline;
+use runtime::trace_context::TraceParent;
 use serde_json::{Value, json};
+use test_support::LogCapture;
 
 /// The line of each hop about an order: (service, span, message).
 const HOPS: [(&str, &str, &str); 5] = [
@@ -71,7 +72,7 @@ fn find<'a>(
 
 /// Waits for every hop's line about the order; returns them.
 async fn hop_lines(logs: &LogCapture, order_id: &str, request_id: &str) -> Vec<Value> {
-    common::testing::eventually(
+    test_support::eventually(
         Duration::from_secs(20),
         "a log line of every hop",
         || async {

@@ -1,4 +1,4 @@
--- The order timeline (common::timeline): what the consumer runtime notes
+-- The order timeline (messaging::timeline): what the consumer runtime notes
 -- beside the domain tables, a delivery scheduled for a retry or
 -- dead-lettered, keyed by the message's correlation id (the order).
 CREATE TABLE message_journal (

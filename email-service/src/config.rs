@@ -2,12 +2,9 @@
 
 use std::{net::SocketAddr, str::FromStr, time::Duration};
 
-use common::{
-    config::{self, ConfigError, Secret},
-    db::DatabaseSettings,
-    messaging::AmqpSettings,
-};
 use lettre::message::Mailbox;
+use messaging::{AmqpSettings, db::DatabaseSettings};
+use runtime::config::{self, ConfigError, Secret};
 
 use crate::email;
 

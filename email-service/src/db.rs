@@ -1,11 +1,11 @@
 //! The email_log table: one SQL statement per function; the two every
-//! email goes through (claim, mark sent) go through `common::db::batch`,
+//! email goes through (claim, mark sent) go through `messaging::db::batch`,
 //! many deliveries' worth per statement.
 
 use std::{collections::HashMap, time::Duration};
 
 use chrono::{DateTime, Utc};
-use common::db::batch::{BatchStatement, in_order_of};
+use messaging::db::batch::{BatchStatement, in_order_of};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -119,7 +119,7 @@ pub async fn mark_sent(pool: &PgPool, order_ids: &[Uuid]) -> sqlx::Result<()> {
     Ok(())
 }
 
-/// [`claim`] for concurrent handlers (`common::db::batch`).
+/// [`claim`] for concurrent handlers (`messaging::db::batch`).
 pub struct ClaimEmails {
     /// How long a claim holds (twice the SMTP send timeout).
     pub lease: Duration,
@@ -141,7 +141,7 @@ impl BatchStatement for ClaimEmails {
     }
 }
 
-/// [`mark_sent`] for concurrent handlers (`common::db::batch`).
+/// [`mark_sent`] for concurrent handlers (`messaging::db::batch`).
 pub struct MarkSent;
 
 #[async_trait::async_trait]

@@ -4,7 +4,7 @@
 //! the SMTP server answers (so email concurrency is bounded by SMTP, not by
 //! the connection pool). The claim and the `'sent'` mark go through a
 //! [`Batcher`]: the deliveries in flight at the same moment share one
-//! statement, each with its own answer (`common::db::batch`).
+//! statement, each with its own answer (`messaging::db::batch`).
 //!
 //! 1. **Claim** the order's `email_log` row for a lease (`db::claim`, one
 //!    statement): insert it as `'sending'`, or take over one that is not
@@ -34,11 +34,11 @@
 //! nonsensical order line) is found before the claim and parks the message
 //! at once.
 
-use common::{
-    db::batch::Batcher,
-    messaging::consumer::{Handler, HandlerError, Incoming},
-};
 use contract::events::PaymentProcessed;
+use messaging::{
+    consumer::{Handler, HandlerError, Incoming},
+    db::batch::Batcher,
+};
 use sqlx::PgPool;
 
 use crate::{

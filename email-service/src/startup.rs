@@ -3,12 +3,12 @@
 
 use std::{sync::Arc, time::Duration};
 
-use common::{
-    health::{Flag, PostgresCheck, Readiness},
-    service::{Foundation, Tasks},
-    timeline::Journal,
-};
 use contract::{events::PaymentProcessed, names::EMAIL_QUEUE};
+use messaging::{Foundation, db::PostgresCheck, timeline::Journal};
+use runtime::{
+    health::{Flag, Readiness},
+    service::Tasks,
+};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
@@ -79,7 +79,7 @@ impl Application {
         let consumer = broker
             .consumer::<PaymentProcessed, _>(EMAIL_QUEUE, Arc::new(handler), attached.clone())
             .with_journal(Journal::new(pool.clone(), SERVICE));
-        let timeline = common::timeline::router(EmailTimeline(pool.clone()));
+        let timeline = messaging::timeline::router(EmailTimeline(pool.clone()));
         let journal_pool = pool.clone();
         // SMTP is reported (the `smtp_up` gauge, logs) but not part of
         // readiness: see `smtp::watch` for why.
@@ -87,19 +87,19 @@ impl Application {
             Readiness::default().with("database", PostgresCheck(pool)),
             &[attached],
         );
-        let router = common::http::with_standard_layers(
-            timeline.merge(common::health::router(readiness)),
+        let router = runtime::http::with_standard_layers(
+            timeline.merge(runtime::health::router(readiness)),
             SERVICE,
         );
 
         let mut tasks = Tasks::new();
         tasks.intake("http", move |stop| {
-            common::http::serve(listener, router, stop)
+            runtime::http::serve(listener, router, stop)
         });
         tasks.intake("consumer", move |stop| consumer.run(stop));
         tasks.background("smtp-probe", move |stop| smtp::watch(mailer, stop));
         tasks.background("retention", move |stop| {
-            common::timeline::run_retention(journal_pool, Duration::from_secs(3600), stop)
+            messaging::timeline::run_retention(journal_pool, Duration::from_secs(3600), stop)
         });
         tasks.background("broker-watchdog", broker.watch_task());
         let result = tasks.run(shutdown).await;
@@ -109,7 +109,7 @@ impl Application {
 }
 
 #[async_trait::async_trait]
-impl common::service::Service for Application {
+impl runtime::service::Service for Application {
     type Settings = Settings;
     const NAME: &'static str = SERVICE;
 

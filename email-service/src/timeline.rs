@@ -1,9 +1,9 @@
 //! email-service's part of an order's timeline (`GET /timeline/{id}`; see
-//! `common::timeline`): the email sent, still being sent, or failed, and any
+//! `messaging::timeline`): the email sent, still being sent, or failed, and any
 //! retry or dead-lettering of the payment event.
 
-use common::timeline::{TimelineSource, recorded_steps, step};
 use contract::api::TimelineStep;
+use messaging::timeline::{TimelineSource, recorded_steps, step};
 use sqlx::PgPool;
 use uuid::Uuid;
 

@@ -1,14 +1,14 @@
 //! The email-service statements that run many deliveries at once
-//! (`common::db::batch`), called directly on a fresh database: each item
+//! (`messaging::db::batch`), called directly on a fresh database: each item
 //! must get the answer it would get alone.
 
 use std::time::Duration;
 
-use common::{db::connect_and_migrate, testing};
 use email_service::{
     db::{self, Claim, NewEmail},
     startup::MIGRATOR,
 };
+use messaging::db::connect_and_migrate;
 use uuid::Uuid;
 
 fn new_email() -> NewEmail {
@@ -24,7 +24,7 @@ fn new_email() -> NewEmail {
 
 #[tokio::test]
 async fn one_claim_statement_answers_each_email_as_if_it_ran_alone() {
-    let pool = connect_and_migrate(&testing::fresh_database("email_batch"), &MIGRATOR)
+    let pool = connect_and_migrate(&test_support::fresh_database("email_batch"), &MIGRATOR)
         .await
         .unwrap();
     let long = Duration::from_secs(60);

@@ -6,10 +6,10 @@ mod support;
 
 use std::time::Duration;
 
-use common::testing::SmtpSink;
 use contract::events::PaymentProcessed;
 use email_service::db;
 use support::{TestApp, completed, failed, header};
+use test_support::SmtpSink;
 use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -261,7 +261,7 @@ async fn malformed_messages_and_bad_addresses_are_parked_at_once_and_the_next_go
 
 #[tokio::test]
 async fn readiness_reports_database_broker_and_consumer_and_stays_ready_while_smtp_is_down() {
-    let closed_port = common::testing::free_port();
+    let closed_port = test_support::free_port();
     let app = TestApp::spawn(closed_port).await;
 
     let response = reqwest::get(format!("http://127.0.0.1:{}/ready", app.port))

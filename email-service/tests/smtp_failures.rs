@@ -6,19 +6,19 @@ mod support;
 
 use std::time::Duration;
 
-use common::testing::{self, SmtpSink};
 use email_service::smtp::{Mailer, SendError};
 use support::{
     TestApp, completed,
     fake_smtp::{FakeSmtp, Quirks},
 };
+use test_support::{self, SmtpSink};
 
 const WAIT: Duration = Duration::from_secs(15);
 
 #[tokio::test]
 async fn an_smtp_outage_is_retried_until_the_server_is_back_and_then_one_email_is_sent() {
     // Nothing listens on the port yet: connections are refused (S1).
-    let port = testing::free_port();
+    let port = test_support::free_port();
     let mut settings = support::settings(port);
     // Slow enough tiers that the outage ends before the retries run out.
     settings.amqp.retry_delays = vec![

@@ -3,7 +3,7 @@
 
 use std::{net::SocketAddr, num::NonZeroU32, time::Duration};
 
-use common::config::{self, ConfigError};
+use runtime::config::{self, ConfigError};
 
 use crate::rate_limit::RateLimit;
 

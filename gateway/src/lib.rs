@@ -13,7 +13,7 @@
 //!
 //! - [`startup`]: binds the port, builds the router (the public API plus
 //!   `/health`, `/ready`, `/metrics` and the standard request-id, tracing and
-//!   metrics layers from `common`) and serves until shutdown.
+//!   metrics layers from `runtime`) and serves until shutdown.
 //! - [`routes`]: the handlers. [`routes::checkout`] rejects a bad checkout
 //!   (`415`, `413`, `400`, `422`) before any network hop, using the same
 //!   validation as order-service (`contract::checkout`).
@@ -26,7 +26,7 @@
 //!   4xx passed through, unreachable `503`, too slow `504`, anything else
 //!   `502`; at most `ORDER_SERVICE_MAX_CONCURRENCY` calls in flight.
 //! - [`error`]: the one error enum; every variant is an RFC 9457 problem, and
-//!   `common::http` turns any other error answer (a library route's, a
+//!   `runtime::http` turns any other error answer (a library route's, a
 //!   layer's) into one too, so no answer of the gateway is plain text and no
 //!   5xx shows internals. The exception is a request hyper cannot parse
 //!   (`400`, `414`, `431`): hyper answers it itself, with an empty body,

@@ -34,8 +34,8 @@ use axum::{
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use common::{health::ReadinessCheck, http::REQUEST_ID};
 use contract::checkout::CheckoutRequest;
+use runtime::{health::ReadinessCheck, http::REQUEST_ID};
 use serde::de::IgnoredAny;
 use tokio::sync::Semaphore;
 use uuid::Uuid;
@@ -194,8 +194,8 @@ impl OrderClient {
             None => request,
         };
         // order-service's request span joins this request's trace.
-        let request = match common::trace_context::current() {
-            Some(trace) => request.header(common::trace_context::TRACEPARENT, trace.to_string()),
+        let request = match runtime::trace_context::current() {
+            Some(trace) => request.header(runtime::trace_context::TRACEPARENT, trace.to_string()),
             None => request,
         };
         let Ok(Ok(_slot)) = tokio::time::timeout(self.slot_wait, self.slots.acquire()).await else {
@@ -257,7 +257,7 @@ pub(crate) fn internal_client(
     reqwest::Client::builder()
         .connect_timeout(settings.connect_timeout)
         .timeout(timeout)
-        .pool_idle_timeout(common::http::CLIENT_POOL_IDLE_TIMEOUT)
+        .pool_idle_timeout(runtime::http::CLIENT_POOL_IDLE_TIMEOUT)
         // Internal traffic: never through an egress proxy from the
         // environment, never following redirects.
         .no_proxy()
@@ -446,7 +446,7 @@ impl ReadinessCheck for OrderClient {
         match probe {
             Ok(response) if response.status().is_success() => {
                 let health: serde_json::Value = response.json().await.unwrap_or_default();
-                if health["status"] == common::health::STARTING {
+                if health["status"] == runtime::health::STARTING {
                     Err("order-service is starting".into())
                 } else {
                     Ok(())

@@ -113,7 +113,7 @@ fn client_key(address: IpAddr) -> IpAddr {
 /// to a client over its limit; counts every refusal.
 pub async fn enforce(State(limiter): State<Limiter>, request: Request, next: Next) -> Response {
     // An orchestrator's probes must not fail because a client is flooding.
-    if common::http::is_probe(request.uri().path()) {
+    if runtime::http::is_probe(request.uri().path()) {
         return next.run(request).await;
     }
     let peer = request

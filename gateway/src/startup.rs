@@ -5,8 +5,8 @@
 
 use anyhow::Context;
 use axum::{Router, extract::DefaultBodyLimit, middleware};
-use common::{health::Readiness, service::Tasks};
 use contract::api::headers::MAX_CHECKOUT_BODY_BYTES;
+use runtime::{health::Readiness, service::Tasks};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -26,7 +26,7 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        common::metrics::install();
+        runtime::metrics::install();
         let client =
             OrderClient::new(&settings).context("cannot build the order-service client")?;
         let timeline_peers =
@@ -67,7 +67,7 @@ impl Application {
         } = self;
         let mut tasks = Tasks::new();
         tasks.intake("http", move |stop| {
-            common::http::serve(listener, router, stop)
+            runtime::http::serve(listener, router, stop)
         });
         tasks.run(shutdown).await
     }
@@ -84,7 +84,7 @@ pub fn router(state: AppState, rate_limit: Option<RateLimit>) -> Router {
     let mut app = routes::api()
         .with_state(state)
         .merge(openapi::router())
-        .merge(common::health::router(readiness))
+        .merge(runtime::health::router(readiness))
         .fallback(error::no_route)
         // After every route is in place: it is set on each existing route.
         .method_not_allowed_fallback(error::method_not_allowed)
@@ -96,11 +96,11 @@ pub fn router(state: AppState, rate_limit: Option<RateLimit>) -> Router {
             rate_limit::enforce,
         ));
     }
-    common::http::with_standard_layers(app, "gateway")
+    runtime::http::with_standard_layers(app, "gateway")
 }
 
 #[async_trait::async_trait]
-impl common::service::Service for Application {
+impl runtime::service::Service for Application {
     type Settings = Settings;
     const NAME: &'static str = "gateway";
 

@@ -44,7 +44,7 @@ impl Target {
             .connect_timeout(Duration::from_secs(5))
             .tcp_nodelay(true)
             .pool_max_idle_per_host(usize::MAX)
-            // Below the gateway's 10 s idle close (common::http::
+            // Below the gateway's 10 s idle close (runtime::http::
             // HEADER_READ_TIMEOUT): reusing a connection as the server closes
             // it resets the request, which would count as an error here.
             .pool_idle_timeout(Duration::from_secs(5))

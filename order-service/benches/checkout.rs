@@ -10,13 +10,13 @@
 use std::{collections::HashMap, hint::black_box};
 
 use chrono::{SubsecRound, Utc};
-use common::messaging::outbox::OutboxRow;
 use contract::{
     api::Product,
     checkout::parse_checkout,
     events::{Event, OrderCreated},
 };
 use criterion::{Criterion, criterion_group, criterion_main};
+use messaging::outbox::OutboxRow;
 use order_service::domain::{order, pricing::price_order};
 use rust_decimal::Decimal;
 use uuid::Uuid;

@@ -46,7 +46,7 @@ CREATE TABLE order_items (
     PRIMARY KEY (order_id, line_no)
 );
 
--- Transactional outbox (see common::messaging::outbox).
+-- Transactional outbox (see messaging::outbox).
 CREATE TABLE outbox (
     id             uuid PRIMARY KEY,
     routing_key    text NOT NULL,
@@ -60,7 +60,7 @@ CREATE TABLE outbox (
 );
 CREATE INDEX outbox_pending ON outbox (created_at) WHERE published_at IS NULL;
 
--- Inbox of processed messages (see common::messaging::inbox).
+-- Inbox of processed messages (see messaging::inbox).
 CREATE TABLE processed_messages (
     consumer     text NOT NULL,
     message_id   uuid NOT NULL,

@@ -2,11 +2,8 @@
 
 use std::net::SocketAddr;
 
-use common::{
-    config::{self, ConfigError},
-    db::DatabaseSettings,
-    messaging::AmqpSettings,
-};
+use messaging::{AmqpSettings, db::DatabaseSettings};
+use runtime::config::{self, ConfigError};
 
 #[derive(Debug, Clone)]
 pub struct Settings {

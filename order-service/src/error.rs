@@ -38,7 +38,7 @@ pub enum ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
-        if common::db::is_unavailable(&e) {
+        if messaging::db::is_unavailable(&e) {
             ApiError::Unavailable(e.to_string())
         } else {
             ApiError::Internal(e.into())

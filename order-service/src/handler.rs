@@ -9,11 +9,11 @@
 //! An event for an order this service never stored is a permanent error
 //! (parked for inspection, and replayable: nothing was recorded for it).
 
-use common::{
-    db::batch::Batcher,
-    messaging::consumer::{Handler, HandlerError, Incoming},
-};
 use contract::events::PaymentProcessed;
+use messaging::{
+    consumer::{Handler, HandlerError, Incoming},
+    db::batch::Batcher,
+};
 use sqlx::PgPool;
 
 use crate::{

@@ -2,5 +2,5 @@ use order_service::{Application, Settings};
 
 #[tokio::main]
 async fn main() {
-    common::service::main::<Application>(Settings::from_env).await
+    runtime::service::main::<Application>(Settings::from_env).await
 }

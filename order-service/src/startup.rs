@@ -5,17 +5,20 @@ use std::{sync::Arc, time::Duration};
 
 use anyhow::Context;
 
-use common::{
+use contract::{events::PaymentProcessed, names::ORDER_QUEUE};
+use messaging::{
+    Foundation,
     db::{
-        DatabaseSettings, Plans,
+        DatabaseSettings, Plans, PostgresCheck,
         batch::{BatchStatement, Batcher},
     },
-    health::{Flag, PostgresCheck, Readiness},
-    messaging::retention,
-    service::{Foundation, Tasks},
+    retention,
     timeline::{Journal, PURGE_JOURNAL},
 };
-use contract::{events::PaymentProcessed, names::ORDER_QUEUE};
+use runtime::{
+    health::{Flag, Readiness},
+    service::Tasks,
+};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
@@ -94,7 +97,7 @@ impl Application {
             &[attached],
         );
         let consumer = consumer.with_journal(Journal::new(pool.clone(), SERVICE));
-        let timeline = common::timeline::router(OrderTimeline(pool.clone()));
+        let timeline = messaging::timeline::router(OrderTimeline(pool.clone()));
         let catalog_pool = pool.clone();
         let api = routes::router(AppState {
             orders: Batcher::start(InsertOrders, inserts),
@@ -103,14 +106,14 @@ impl Application {
             relay: relay.notifier(),
         })
         .merge(timeline);
-        let router = common::http::with_standard_layers(
-            api.merge(common::health::router(readiness)),
+        let router = runtime::http::with_standard_layers(
+            api.merge(runtime::health::router(readiness)),
             SERVICE,
         );
 
         let mut tasks = Tasks::new();
         tasks.intake("http", move |stop| {
-            common::http::serve(listener, router, stop)
+            runtime::http::serve(listener, router, stop)
         });
         tasks.intake("consumer", move |stop| consumer.run(stop));
         tasks.background("outbox-relay", move |stop| relay.run(stop));
@@ -133,7 +136,7 @@ impl Application {
 }
 
 #[async_trait::async_trait]
-impl common::service::Service for Application {
+impl runtime::service::Service for Application {
     type Settings = Settings;
     const NAME: &'static str = SERVICE;
 
@@ -147,7 +150,7 @@ impl common::service::Service for Application {
 }
 
 /// The connections of the checkout insert, one per batch worker, keeping
-/// PostgreSQL's cached plans (`common::db::Plans::Cached`): the statement
+/// PostgreSQL's cached plans (`messaging::db::Plans::Cached`): the statement
 /// inserts from its parameters and looks up nothing but the foreign keys'
 /// primary keys, so no table's statistics can make its plan a scan, and
 /// planning it (with its foreign-key checks, row by row) on every checkout
@@ -157,7 +160,7 @@ async fn insert_pool(database: &DatabaseSettings) -> anyhow::Result<PgPool> {
         max_connections: InsertOrders::WORKERS as u32,
         ..database.clone()
     };
-    common::db::connect(&settings, Plans::Cached)
+    messaging::db::connect(&settings, Plans::Cached)
         .await
         .context("connecting the checkout insert's pool")
 }

@@ -1,9 +1,9 @@
 //! order-service's part of an order's timeline (`GET /timeline/{id}`; see
-//! `common::timeline`): created, its events published, paid or failed, and
+//! `messaging::timeline`): created, its events published, paid or failed, and
 //! any retry or dead-lettering of the payment result.
 
-use common::timeline::{TimelineSource, recorded_steps, step};
 use contract::api::TimelineStep;
+use messaging::timeline::{TimelineSource, recorded_steps, step};
 use sqlx::PgPool;
 use uuid::Uuid;
 

@@ -3,17 +3,15 @@
 
 use std::time::Duration;
 
-use common::{
-    messaging::{AmqpSettings, topology::Topology},
-    testing::{self, ServiceProcess, TestVhost, eventually},
-};
 use contract::{
     events::{Event, OrderCreated},
     names::PAYMENT_QUEUE,
 };
 use lapin::{Connection, ConnectionProperties};
+use messaging::{AmqpSettings, topology::Topology};
 use serde_json::json;
 use sqlx::PgPool;
+use test_support::{self, ServiceProcess, TestVhost, eventually};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_order-service");
 
@@ -41,7 +39,7 @@ async fn scalar(pool: &PgPool, sql: &'static str) -> i64 {
 #[tokio::test]
 async fn a_relay_killed_after_the_confirm_republishes_and_loses_nothing() {
     let vhost = TestVhost::create();
-    let database_url = testing::fresh_database("order").url;
+    let database_url = test_support::fresh_database("order").url;
     let conn = Connection::connect(&vhost.url, ConnectionProperties::default())
         .await
         .unwrap();
@@ -57,7 +55,7 @@ async fn a_relay_killed_after_the_confirm_republishes_and_loses_nothing() {
         .await
         .unwrap();
 
-    let port = testing::free_port();
+    let port = test_support::free_port();
     let mut crashing = start(port, &database_url, &vhost.url, Some("relay-after-confirm"));
     let checkout = json!({"user_id": 1, "user_email": "test@example.com",
                           "items": [{"product_id": 1, "quantity": 1}]});
@@ -99,7 +97,7 @@ async fn a_relay_killed_after_the_confirm_republishes_and_loses_nothing() {
         "confirmed but unmarked"
     );
 
-    let port = testing::free_port();
+    let port = test_support::free_port();
     let mut service = start(port, &database_url, &vhost.url, None);
     eventually(
         Duration::from_secs(30),
@@ -117,7 +115,7 @@ async fn a_relay_killed_after_the_confirm_republishes_and_loses_nothing() {
     .await;
     assert!(service.terminate(Duration::from_secs(30)).await.success());
 
-    let copies = testing::take_messages(&conn, PAYMENT_QUEUE, 2, Duration::from_secs(5)).await;
+    let copies = test_support::take_messages(&conn, PAYMENT_QUEUE, 2, Duration::from_secs(5)).await;
     assert_eq!(copies.len(), 2, "published twice: at-least-once");
     let ids: Vec<_> = copies
         .iter()

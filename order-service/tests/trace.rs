@@ -4,17 +4,15 @@
 
 use std::time::Duration;
 
-use common::{
-    messaging::{AmqpSettings, headers, topology::Topology},
-    testing::{self, ServiceProcess, TestVhost, eventually},
-    trace_context::TraceParent,
-};
 use contract::{
     events::{Event, OrderCreated},
     names::PAYMENT_QUEUE,
 };
 use lapin::{Connection, ConnectionProperties};
+use messaging::{AmqpSettings, headers, topology::Topology};
+use runtime::trace_context::TraceParent;
 use serde_json::{Value, json};
+use test_support::{self, ServiceProcess, TestVhost, eventually};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_order-service");
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -32,12 +30,12 @@ async fn the_binary_logs_the_callers_trace_id_and_publishes_it_with_the_event() 
     let channel = conn.create_channel().await.unwrap();
     topology.declare_queue(&channel, &queue).await.unwrap();
 
-    let port = testing::free_port();
+    let port = test_support::free_port();
     let service = ServiceProcess::spawn(
         BINARY,
         &[
             ("BIND_ADDR", format!("127.0.0.1:{port}")),
-            ("DATABASE_URL", testing::fresh_database("order").url),
+            ("DATABASE_URL", test_support::fresh_database("order").url),
             ("RABBITMQ_URL", vhost.url.clone()),
         ],
     );
@@ -60,7 +58,8 @@ async fn the_binary_logs_the_callers_trace_id_and_publishes_it_with_the_event() 
     let order: Value = response.json().await.unwrap();
     let order_id = order["id"].as_str().unwrap().to_owned();
 
-    let messages = testing::take_messages(&conn, &queue.name, 1, Duration::from_secs(20)).await;
+    let messages =
+        test_support::take_messages(&conn, &queue.name, 1, Duration::from_secs(20)).await;
     let header = headers::get_str(&messages[0].delivery.properties, headers::TRACEPARENT)
         .expect("the event carries a traceparent");
     assert_eq!(

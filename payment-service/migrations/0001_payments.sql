@@ -15,7 +15,7 @@ CREATE TABLE payments (
     processed_at    timestamptz NOT NULL DEFAULT now()
 );
 
--- Transactional outbox (see common::messaging::outbox).
+-- Transactional outbox (see messaging::outbox).
 CREATE TABLE outbox (
     id             uuid PRIMARY KEY,
     routing_key    text NOT NULL,
@@ -29,7 +29,7 @@ CREATE TABLE outbox (
 );
 CREATE INDEX outbox_pending ON outbox (created_at) WHERE published_at IS NULL;
 
--- Inbox of processed messages (see common::messaging::inbox).
+-- Inbox of processed messages (see messaging::inbox).
 CREATE TABLE processed_messages (
     consumer     text NOT NULL,
     message_id   uuid NOT NULL,

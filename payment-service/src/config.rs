@@ -2,11 +2,8 @@
 
 use std::{net::SocketAddr, str::FromStr, time::Duration};
 
-use common::{
-    config::{self, ConfigError},
-    db::DatabaseSettings,
-    messaging::AmqpSettings,
-};
+use messaging::{AmqpSettings, db::DatabaseSettings};
+use runtime::config::{self, ConfigError};
 use rust_decimal::Decimal;
 
 #[derive(Debug, Clone)]

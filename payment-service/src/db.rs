@@ -1,12 +1,12 @@
 //! The payments table: one SQL statement per function; the handler's two
-//! go through `common::db::batch`, many deliveries' worth per statement.
+//! go through `messaging::db::batch`, many deliveries' worth per statement.
 
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use common::{
+use messaging::{
     db::batch::{BatchStatement, in_order_of},
-    messaging::outbox::OutboxRow,
+    outbox::OutboxRow,
 };
 use rust_decimal::Decimal;
 use sqlx::PgPool;
@@ -139,7 +139,7 @@ pub async fn payments_exist(pool: &PgPool, order_ids: &[Uuid]) -> sqlx::Result<V
     Ok(order_ids.iter().map(|id| paid.contains(id)).collect())
 }
 
-/// [`record_payments`] for concurrent handlers (`common::db::batch`).
+/// [`record_payments`] for concurrent handlers (`messaging::db::batch`).
 pub struct RecordPayments {
     pub consumer: &'static str,
 }
@@ -160,7 +160,7 @@ impl BatchStatement for RecordPayments {
     }
 }
 
-/// [`payments_exist`] for concurrent handlers (`common::db::batch`).
+/// [`payments_exist`] for concurrent handlers (`messaging::db::batch`).
 pub struct PaymentsExist;
 
 #[async_trait::async_trait]

@@ -12,19 +12,17 @@
 //!
 //! Both statements go through a [`Batcher`]: the deliveries in flight at
 //! the same moment share one statement and one commit, each with its own
-//! answer (`common::db::batch`).
+//! answer (`messaging::db::batch`).
 
 use std::sync::Arc;
 
 use chrono::Utc;
-use common::{
-    db::batch::Batcher,
-    messaging::{
-        consumer::{Handler, HandlerError, Incoming},
-        outbox::OutboxRow,
-    },
-};
 use contract::events::{Event, OrderCreated, PaymentProcessed, PaymentStatus, SCHEMA_VERSION};
+use messaging::{
+    consumer::{Handler, HandlerError, Incoming},
+    db::batch::Batcher,
+    outbox::OutboxRow,
+};
 use sqlx::PgPool;
 use tokio::sync::Notify;
 use uuid::Uuid;

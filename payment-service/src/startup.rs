@@ -3,13 +3,17 @@
 
 use std::{sync::Arc, time::Duration};
 
-use common::{
-    health::{Flag, PostgresCheck, Readiness},
-    messaging::retention,
-    service::{Foundation, Tasks},
+use contract::{events::OrderCreated, names::PAYMENT_QUEUE};
+use messaging::{
+    Foundation,
+    db::PostgresCheck,
+    retention,
     timeline::{Journal, PURGE_JOURNAL},
 };
-use contract::{events::OrderCreated, names::PAYMENT_QUEUE};
+use runtime::{
+    health::{Flag, Readiness},
+    service::Tasks,
+};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
@@ -71,19 +75,19 @@ impl Application {
         let consumer = broker
             .consumer::<OrderCreated, _>(PAYMENT_QUEUE, Arc::new(handler), attached.clone())
             .with_journal(Journal::new(pool.clone(), SERVICE));
-        let timeline = common::timeline::router(PaymentTimeline(pool.clone()));
+        let timeline = messaging::timeline::router(PaymentTimeline(pool.clone()));
         let readiness = broker.readiness(
             Readiness::default().with("database", PostgresCheck(pool)),
             &[attached],
         );
-        let router = common::http::with_standard_layers(
-            timeline.merge(common::health::router(readiness)),
+        let router = runtime::http::with_standard_layers(
+            timeline.merge(runtime::health::router(readiness)),
             SERVICE,
         );
 
         let mut tasks = Tasks::new();
         tasks.intake("http", move |stop| {
-            common::http::serve(listener, router, stop)
+            runtime::http::serve(listener, router, stop)
         });
         tasks.intake("consumer", move |stop| consumer.run(stop));
         tasks.background("outbox-relay", move |stop| relay.run(stop));
@@ -103,7 +107,7 @@ impl Application {
 }
 
 #[async_trait::async_trait]
-impl common::service::Service for Application {
+impl runtime::service::Service for Application {
     type Settings = Settings;
     const NAME: &'static str = SERVICE;
 

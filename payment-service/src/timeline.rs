@@ -1,9 +1,9 @@
 //! payment-service's part of an order's timeline (`GET /timeline/{id}`; see
-//! `common::timeline`): the payment made or declined, its event published,
+//! `messaging::timeline`): the payment made or declined, its event published,
 //! and any retry or dead-lettering of the order event.
 
-use common::timeline::{TimelineSource, recorded_steps, step};
 use contract::api::TimelineStep;
+use messaging::timeline::{TimelineSource, recorded_steps, step};
 use sqlx::PgPool;
 use uuid::Uuid;
 

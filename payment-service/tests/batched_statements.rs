@@ -1,10 +1,10 @@
 //! The payment-service statements that run many deliveries at once
-//! (`common::db::batch`), called directly on a fresh database: each item
+//! (`messaging::db::batch`), called directly on a fresh database: each item
 //! must get the answer it would get alone.
 
 use chrono::Utc;
-use common::{db::connect_and_migrate, messaging::outbox::OutboxRow, testing};
 use contract::events::{Event, OrderCreated};
+use messaging::{db::connect_and_migrate, outbox::OutboxRow};
 use payment_service::{
     db::{self, Payment, PaymentWrite, Recorded},
     startup::MIGRATOR,
@@ -15,7 +15,7 @@ use uuid::Uuid;
 const CONSUMER: &str = "payment-service";
 
 async fn pool() -> PgPool {
-    connect_and_migrate(&testing::fresh_database("payment_batch"), &MIGRATOR)
+    connect_and_migrate(&test_support::fresh_database("payment_batch"), &MIGRATOR)
         .await
         .unwrap()
 }
@@ -59,17 +59,17 @@ async fn outbox_rows_for(pool: &PgPool, order_id: Uuid) -> i64 {
 #[tokio::test]
 async fn one_statement_answers_each_payment_as_if_it_ran_alone() {
     let pool = pool().await;
-    let seen = testing::order_created("seen@example.com");
+    let seen = test_support::order_created("seen@example.com");
     let recorded = db::record_payments(&pool, CONSUMER, &[write_for(&seen)])
         .await
         .unwrap();
     assert_eq!(recorded, [Recorded::Stored]);
 
-    let order = testing::order_created("a@example.com");
+    let order = test_support::order_created("a@example.com");
     // The same order under another event id, in the same statement.
     let mut same_order = order.clone();
     same_order.event_id = Uuid::new_v4();
-    let other = testing::order_created("b@example.com");
+    let other = test_support::order_created("b@example.com");
     let writes = [
         write_for(&order),
         write_for(&same_order),
@@ -110,7 +110,7 @@ async fn one_statement_answers_each_payment_as_if_it_ran_alone() {
 }
 
 /// A generic plan made while the tables were empty would keep scanning them
-/// whole as they grow (common::db's module comment).
+/// whole as they grow (messaging::db's module comment).
 #[tokio::test]
 async fn every_pooled_connection_plans_for_the_actual_parameters() {
     let pool = pool().await;

@@ -7,13 +7,13 @@ mod support;
 
 use std::time::Duration;
 
-use common::testing::{self, eventually};
 use support::{Scenario, count_payments, fail_point, processed};
+use test_support::{self, eventually};
 
 /// Restarts the service without a fail point until the redelivered message is
 /// acked, then stops it with SIGTERM (which must succeed).
 async fn recover(scenario: &Scenario) {
-    let port = testing::free_port();
+    let port = test_support::free_port();
     let mut service = scenario.start(port, &[]);
     eventually(
         Duration::from_secs(30),
@@ -32,10 +32,13 @@ async fn recover(scenario: &Scenario) {
 #[tokio::test]
 async fn a_payment_service_killed_after_its_commit_and_before_its_ack_never_charges_twice() {
     let scenario = Scenario::new().await;
-    let order = testing::order_created("test@example.com");
+    let order = test_support::order_created("test@example.com");
     scenario.publish(&order).await;
 
-    let mut crashing = scenario.start(testing::free_port(), &[fail_point("consumer-after-handle")]);
+    let mut crashing = scenario.start(
+        test_support::free_port(),
+        &[fail_point("consumer-after-handle")],
+    );
     let status = crashing.wait_exit(Duration::from_secs(30)).await;
     assert!(!status.success(), "the fail point aborted the process");
     let pool = scenario.pool().await;
@@ -60,7 +63,7 @@ async fn a_payment_service_killed_after_its_commit_and_before_its_ack_never_char
             .all(|e| e.order_id == order.order_id && e.payment_id == events[0].payment_id)
     );
     assert_eq!(
-        testing::queue_depth(&scenario.conn, "payment_service_queue.dlq").await,
+        test_support::queue_depth(&scenario.conn, "payment_service_queue.dlq").await,
         0
     );
 }
@@ -68,11 +71,11 @@ async fn a_payment_service_killed_after_its_commit_and_before_its_ack_never_char
 #[tokio::test]
 async fn a_payment_service_killed_before_handling_a_message_processes_it_after_restart() {
     let scenario = Scenario::new().await;
-    let order = testing::order_created("test@example.com");
+    let order = test_support::order_created("test@example.com");
     scenario.publish(&order).await;
 
     let mut crashing = scenario.start(
-        testing::free_port(),
+        test_support::free_port(),
         &[fail_point("consumer-before-handle")],
     );
     assert!(!crashing.wait_exit(Duration::from_secs(30)).await.success());
@@ -90,13 +93,13 @@ async fn a_payment_service_killed_before_handling_a_message_processes_it_after_r
 #[tokio::test]
 async fn a_consumer_channel_closed_by_the_broker_is_rebuilt_and_the_service_keeps_working() {
     let scenario = Scenario::new().await;
-    let port = testing::free_port();
+    let port = test_support::free_port();
     // On the first delivery the consumer acks a tag the broker never sent: the
     // broker closes the channel (PRECONDITION_FAILED) while the connection stays
     // up, and the delivery in hand can no longer be acked there.
     let mut service = scenario.start(port, &[fail_point("consumer-unknown-ack")]);
     scenario
-        .publish(&testing::order_created("test@example.com"))
+        .publish(&test_support::order_created("test@example.com"))
         .await;
 
     eventually(Duration::from_secs(30), "the channel rebuilt", || async {
@@ -107,7 +110,7 @@ async fn a_consumer_channel_closed_by_the_broker_is_rebuilt_and_the_service_keep
     })
     .await;
     scenario
-        .publish(&testing::order_created("test@example.com"))
+        .publish(&test_support::order_created("test@example.com"))
         .await;
 
     let pool = scenario.pool().await;
@@ -122,7 +125,7 @@ async fn a_consumer_channel_closed_by_the_broker_is_rebuilt_and_the_service_keep
     assert!(service.is_running(), "the service recovered in place");
     assert!(service.terminate(Duration::from_secs(30)).await.success());
     assert_eq!(
-        testing::queue_depth(&scenario.conn, "payment_service_queue.dlq").await,
+        test_support::queue_depth(&scenario.conn, "payment_service_queue.dlq").await,
         0
     );
 }
@@ -130,8 +133,11 @@ async fn a_consumer_channel_closed_by_the_broker_is_rebuilt_and_the_service_keep
 #[tokio::test]
 async fn a_service_waiting_for_an_unreachable_broker_answers_probes_and_says_why() {
     let scenario = Scenario::new().await;
-    let port = testing::free_port();
-    let nowhere = format!("amqp://guest:guest@127.0.0.1:{}/%2f", testing::free_port());
+    let port = test_support::free_port();
+    let nowhere = format!(
+        "amqp://guest:guest@127.0.0.1:{}/%2f",
+        test_support::free_port()
+    );
     let service = scenario.start(port, &[("RABBITMQ_URL", nowhere)]);
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(2))

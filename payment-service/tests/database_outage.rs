@@ -6,25 +6,26 @@
 
 use std::time::Duration;
 
-use common::{
-    messaging::topology::Topology,
-    testing::{self, BrokerCleanup, FaultProxy, eventually},
-};
 use contract::{
     events::{Event, OrderCreated},
     names::PAYMENT_QUEUE,
 };
+use messaging::topology::Topology;
 use payment_service::{Application, Settings, config::ProviderSettings};
 use rust_decimal::Decimal;
+use test_support::{self, BrokerCleanup, FaultProxy, eventually};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::test]
 async fn a_database_outage_longer_than_the_retry_schedule_parks_nothing() {
-    common::telemetry::init_for_tests();
-    let amqp = testing::fresh_amqp(); // retries after 200, 400 and 800 ms
+    test_support::init_logs();
+    let amqp = test_support::fresh_amqp(); // retries after 200, 400 and 800 ms
     let _cleanup = BrokerCleanup::all(&amqp);
-    let proxy = FaultProxy::start(testing::socket_addr_of(&testing::admin_database_url())).await;
-    let mut database = testing::fresh_database("payment");
+    let proxy = FaultProxy::start(test_support::socket_addr_of(
+        &test_support::admin_database_url(),
+    ))
+    .await;
+    let mut database = test_support::fresh_database("payment");
     database.url = proxy.rewrite_url(&database.url);
     let app = Application::build(Settings {
         bind_addr: "127.0.0.1:0".parse().unwrap(),
@@ -40,18 +41,18 @@ async fn a_database_outage_longer_than_the_retry_schedule_parks_nothing() {
     let pool = app.pool().clone();
     let stop = CancellationToken::new();
     let task = tokio::spawn(app.run_until_stopped(stop.clone()));
-    let conn = testing::test_connection().await;
+    let conn = test_support::test_connection().await;
     let topology = Topology::new(&amqp);
     let work_queue = format!("{}{PAYMENT_QUEUE}", amqp.prefix);
-    testing::wait_for_consumers(&conn, &work_queue, 1).await;
+    test_support::wait_for_consumers(&conn, &work_queue, 1).await;
 
     proxy.cut();
     let orders: Vec<OrderCreated> = (0..5)
-        .map(|_| testing::order_created("test@example.com"))
+        .map(|_| test_support::order_created("test@example.com"))
         .collect();
     for order in &orders {
         let body = serde_json::to_vec(order).unwrap();
-        testing::publish_raw(
+        test_support::publish_raw(
             &conn,
             &topology.exchange(),
             OrderCreated::ROUTING_KEY,
@@ -78,7 +79,7 @@ async fn a_database_outage_longer_than_the_retry_schedule_parks_nothing() {
     .await;
     let dlq = format!("{work_queue}.dlq");
     assert_eq!(
-        testing::queue_depth(&conn, &dlq).await,
+        test_support::queue_depth(&conn, &dlq).await,
         0,
         "nothing parked for an outage"
     );

@@ -3,18 +3,16 @@
 
 use std::time::Duration;
 
-use common::{
-    messaging::{AmqpSettings, headers, topology::Topology},
-    testing::{self, BrokerCleanup, QueueCounts, eventually},
-};
 use contract::{
     events::{Event, OrderCreated, PaymentProcessed},
     names::{EMAIL_QUEUE, PAYMENT_QUEUE},
 };
 use lapin::Connection;
+use messaging::{AmqpSettings, headers, topology::Topology};
 use payment_service::{Application, Settings, config::ProviderSettings, db};
 use rust_decimal::Decimal;
 use sqlx::PgPool;
+use test_support::{self, BrokerCleanup, QueueCounts, eventually};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -31,12 +29,12 @@ struct TestApp {
 
 impl TestApp {
     async fn spawn() -> Self {
-        common::telemetry::init_for_tests();
-        let amqp = testing::fresh_amqp();
+        test_support::init_logs();
+        let amqp = test_support::fresh_amqp();
         let cleanup = BrokerCleanup::all(&amqp);
         let settings = Settings {
             bind_addr: "127.0.0.1:0".parse().unwrap(),
-            database: testing::fresh_database("payment"),
+            database: test_support::fresh_database("payment"),
             amqp: amqp.clone(),
             provider: ProviderSettings {
                 delay: Duration::ZERO,
@@ -50,7 +48,7 @@ impl TestApp {
         let metrics_url = format!("http://127.0.0.1:{}/metrics", app.port());
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
-        let conn = testing::test_connection().await;
+        let conn = test_support::test_connection().await;
         // Where payment.payment.processed lands: email-service's queue.
         let topology = Topology::new(&amqp);
         let channel = conn.create_channel().await.unwrap();
@@ -83,7 +81,7 @@ impl TestApp {
     }
 
     async fn wait_until_consuming(&self) {
-        testing::wait_for_consumers(&self.conn, &self.queue(PAYMENT_QUEUE), 1).await;
+        test_support::wait_for_consumers(&self.conn, &self.queue(PAYMENT_QUEUE), 1).await;
     }
 
     async fn publish(&self, event: &OrderCreated) {
@@ -92,7 +90,7 @@ impl TestApp {
     }
 
     async fn publish_raw(&self, body: &[u8], message_id: &str) {
-        testing::publish_raw(
+        test_support::publish_raw(
             &self.conn,
             &self.topology().exchange(),
             OrderCreated::ROUTING_KEY,
@@ -103,7 +101,7 @@ impl TestApp {
     }
 
     async fn payment_events(&self, count: usize) -> Vec<PaymentProcessed> {
-        testing::take_messages(
+        test_support::take_messages(
             &self.conn,
             &self.queue(EMAIL_QUEUE),
             count,
@@ -116,14 +114,14 @@ impl TestApp {
     }
 
     /// `/metrics` of the service, scraped over HTTP.
-    async fn metrics(&self) -> testing::Metrics {
+    async fn metrics(&self) -> test_support::Metrics {
         let text = reqwest::get(&self.metrics_url)
             .await
             .unwrap()
             .text()
             .await
             .unwrap();
-        testing::Metrics::parse(&text)
+        test_support::Metrics::parse(&text)
     }
 
     /// Waits until the work queue's consumer metrics read `expected`.
@@ -158,7 +156,7 @@ impl TestApp {
 #[tokio::test]
 async fn an_order_is_charged_once_and_its_outcome_published() {
     let app = TestApp::spawn().await;
-    let order = testing::order_created("test@example.com");
+    let order = test_support::order_created("test@example.com");
 
     app.publish(&order).await;
 
@@ -181,7 +179,7 @@ async fn an_order_is_charged_once_and_its_outcome_published() {
 #[tokio::test]
 async fn a_redelivered_order_created_event_creates_no_second_payment() {
     let app = TestApp::spawn().await;
-    let order = testing::order_created("test@example.com");
+    let order = test_support::order_created("test@example.com");
 
     app.publish(&order).await;
     app.publish(&order).await;
@@ -190,7 +188,7 @@ async fn a_redelivered_order_created_event_creates_no_second_payment() {
     same_order.event_id = Uuid::new_v4();
     app.publish(&same_order).await;
     // A marker published last: once it is paid, the duplicates were consumed.
-    let marker = testing::order_created("marker@example.com");
+    let marker = test_support::order_created("marker@example.com");
     app.publish(&marker).await;
 
     let events = app.payment_events(2).await;
@@ -210,7 +208,7 @@ async fn a_redelivered_order_created_event_creates_no_second_payment() {
 #[tokio::test]
 async fn a_declined_card_stores_a_failed_payment_and_publishes_the_failure() {
     let app = TestApp::spawn().await;
-    let order = testing::order_created("buyer+decline@example.com");
+    let order = test_support::order_created("buyer+decline@example.com");
 
     app.publish(&order).await;
 
@@ -229,7 +227,7 @@ async fn a_declined_card_stores_a_failed_payment_and_publishes_the_failure() {
 #[tokio::test]
 async fn a_flaky_provider_is_retried_with_backoff_until_it_succeeds() {
     let app = TestApp::spawn().await;
-    let order = testing::order_created("buyer+flaky@example.com");
+    let order = test_support::order_created("buyer+flaky@example.com");
 
     app.publish(&order).await;
 
@@ -242,7 +240,7 @@ async fn a_flaky_provider_is_retried_with_backoff_until_it_succeeds() {
     assert_eq!(payment.attempts, 3, "two transient failures, then success");
     let dlq = app.queue("payment_service_queue.dlq");
     assert_eq!(
-        testing::queue_depth(&app.conn, &dlq).await,
+        test_support::queue_depth(&app.conn, &dlq).await,
         0,
         "nothing parked"
     );
@@ -267,12 +265,13 @@ async fn a_flaky_provider_is_retried_with_backoff_until_it_succeeds() {
 #[tokio::test]
 async fn malformed_and_wrong_schema_messages_are_parked_at_once_and_others_keep_flowing() {
     let app = TestApp::spawn().await;
-    let mut wrong_schema = serde_json::to_value(testing::order_created("a@example.com")).unwrap();
+    let mut wrong_schema =
+        serde_json::to_value(test_support::order_created("a@example.com")).unwrap();
     wrong_schema["schema_version"] = 99.into();
     let mut missing_order_id =
-        serde_json::to_value(testing::order_created("a@example.com")).unwrap();
+        serde_json::to_value(test_support::order_created("a@example.com")).unwrap();
     missing_order_id.as_object_mut().unwrap().remove("order_id");
-    let good = testing::order_created("good@example.com");
+    let good = test_support::order_created("good@example.com");
 
     app.publish_raw(b"{not json", "poison-1").await;
     app.publish_raw(&serde_json::to_vec(&wrong_schema).unwrap(), "poison-2")
@@ -285,7 +284,7 @@ async fn malformed_and_wrong_schema_messages_are_parked_at_once_and_others_keep_
     app.payment_events(1).await;
     let dlq = app.queue("payment_service_queue.dlq");
     let mut parked: Vec<(String, String, u32)> =
-        testing::take_messages(&app.conn, &dlq, 4, Duration::from_secs(10))
+        test_support::take_messages(&app.conn, &dlq, 4, Duration::from_secs(10))
             .await
             .iter()
             .map(|message| {
@@ -349,9 +348,7 @@ async fn expired_outbox_and_inbox_rows_are_purged_and_recent_ones_kept() {
 
     // The service's own retention task may delete some of them first (it
     // runs at start): what counts is what is left afterwards.
-    common::messaging::retention::purge_once(&app.pool)
-        .await
-        .unwrap();
+    messaging::retention::purge_once(&app.pool).await.unwrap();
 
     let mut left: Vec<Uuid> = sqlx::query_scalar(
         "SELECT id FROM outbox UNION ALL SELECT message_id FROM processed_messages",
@@ -372,7 +369,7 @@ async fn publish_traced(app: &TestApp, body: &[u8], message_id: &str, traceparen
         |h| headers::insert_str(h, headers::TRACEPARENT, traceparent),
     );
     let exchange = app.topology().exchange();
-    testing::publish_with(
+    test_support::publish_with(
         &app.conn,
         &exchange,
         OrderCreated::ROUTING_KEY,
@@ -385,13 +382,13 @@ async fn publish_traced(app: &TestApp, body: &[u8], message_id: &str, traceparen
 #[tokio::test]
 async fn the_trace_goes_on_through_retries_into_the_outbox_and_the_published_outcome_and_into_the_dead_letter_queue()
  {
-    use common::trace_context::TraceParent;
+    use runtime::trace_context::TraceParent;
     let app = TestApp::spawn().await;
     let sent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
     let sent_parsed = TraceParent::parse(sent).unwrap();
     // Fails twice transiently: the third delivery, from the second retry
     // queue, is the one that pays and publishes.
-    let order = testing::order_created("buyer+flaky@example.com");
+    let order = test_support::order_created("buyer+flaky@example.com");
     publish_traced(
         &app,
         &serde_json::to_vec(&order).unwrap(),
@@ -400,7 +397,7 @@ async fn the_trace_goes_on_through_retries_into_the_outbox_and_the_published_out
     )
     .await;
 
-    let published = testing::take_messages(
+    let published = test_support::take_messages(
         &app.conn,
         &app.queue(EMAIL_QUEUE),
         1,
@@ -437,7 +434,7 @@ async fn the_trace_goes_on_through_retries_into_the_outbox_and_the_published_out
     // A message that cannot be decoded is parked with its trace context.
     let poison = "00-11111111111111111111111111111111-2222222222222222-01";
     publish_traced(&app, b"{not json", "poison-traced", poison).await;
-    let parked = testing::take_messages(
+    let parked = test_support::take_messages(
         &app.conn,
         &app.queue("payment_service_queue.dlq"),
         1,

@@ -4,17 +4,15 @@
 
 use std::time::Duration;
 
-use common::{
-    messaging::{AmqpSettings, topology::Topology},
-    testing::{self, BrokerCleanup, eventually},
-};
 use contract::{
     events::{Event, OrderCreated, PaymentProcessed},
     names::{EMAIL_QUEUE, PAYMENT_QUEUE},
 };
+use messaging::{AmqpSettings, topology::Topology};
 use payment_service::{Application, Settings, config::ProviderSettings};
 use rust_decimal::Decimal;
 use sqlx::PgPool;
+use test_support::{self, BrokerCleanup, eventually};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -25,7 +23,7 @@ struct Replica {
 }
 
 async fn start_replica(
-    database: &common::db::DatabaseSettings,
+    database: &messaging::db::DatabaseSettings,
     amqp: &AmqpSettings,
     delay: Duration,
 ) -> (Replica, PgPool) {
@@ -52,15 +50,15 @@ async fn scalar(pool: &PgPool, sql: &'static str) -> i64 {
 
 #[tokio::test]
 async fn a_replica_stopped_mid_burst_loses_and_duplicates_nothing() {
-    common::telemetry::init_for_tests();
+    test_support::init_logs();
     const ORDERS: usize = 200;
-    let mut amqp = testing::fresh_amqp();
+    let mut amqp = test_support::fresh_amqp();
     amqp.prefetch = 10;
     let _cleanup = BrokerCleanup::all(&amqp);
-    let database = testing::fresh_database("payment");
+    let database = test_support::fresh_database("payment");
     let (a, pool) = start_replica(&database, &amqp, Duration::from_millis(20)).await;
     let (b, _) = start_replica(&database, &amqp, Duration::from_millis(20)).await;
-    let conn = testing::test_connection().await;
+    let conn = test_support::test_connection().await;
     let topology = Topology::new(&amqp);
     let channel = conn.create_channel().await.unwrap();
     topology
@@ -74,14 +72,14 @@ async fn a_replica_stopped_mid_burst_loses_and_duplicates_nothing() {
     eventually(
         Duration::from_secs(10),
         "both replicas consuming",
-        || async { (testing::consumer_count(&conn, &work_queue).await == 2).then_some(()) },
+        || async { (test_support::consumer_count(&conn, &work_queue).await == 2).then_some(()) },
     )
     .await;
 
     for _ in 0..ORDERS {
-        let order = testing::order_created("test@example.com");
+        let order = test_support::order_created("test@example.com");
         let body = serde_json::to_vec(&order).unwrap();
-        testing::publish_raw(
+        test_support::publish_raw(
             &conn,
             &topology.exchange(),
             OrderCreated::ROUTING_KEY,
@@ -113,7 +111,7 @@ async fn a_replica_stopped_mid_burst_loses_and_duplicates_nothing() {
         },
     )
     .await;
-    let events = testing::take_messages(
+    let events = test_support::take_messages(
         &conn,
         &format!("{}{EMAIL_QUEUE}", amqp.prefix),
         ORDERS,
@@ -150,16 +148,20 @@ async fn a_replica_stopped_mid_burst_loses_and_duplicates_nothing() {
 
 #[tokio::test]
 async fn a_consumer_whose_queue_is_deleted_resubscribes_and_keeps_working() {
-    common::telemetry::init_for_tests();
-    let amqp = testing::fresh_amqp();
+    test_support::init_logs();
+    let amqp = test_support::fresh_amqp();
     let _cleanup = BrokerCleanup::all(&amqp);
-    let (replica, pool) =
-        start_replica(&testing::fresh_database("payment"), &amqp, Duration::ZERO).await;
-    let conn = testing::test_connection().await;
+    let (replica, pool) = start_replica(
+        &test_support::fresh_database("payment"),
+        &amqp,
+        Duration::ZERO,
+    )
+    .await;
+    let conn = test_support::test_connection().await;
     let topology = Topology::new(&amqp);
     let work_queue = format!("{}{PAYMENT_QUEUE}", amqp.prefix);
     eventually(Duration::from_secs(10), "the consumer", || async {
-        (testing::consumer_count(&conn, &work_queue).await == 1).then_some(())
+        (test_support::consumer_count(&conn, &work_queue).await == 1).then_some(())
     })
     .await;
 
@@ -172,12 +174,12 @@ async fn a_consumer_whose_queue_is_deleted_resubscribes_and_keeps_working() {
     eventually(
         Duration::from_secs(30),
         "the consumer to be back on a redeclared queue",
-        || async { (testing::consumer_count(&conn, &work_queue).await == 1).then_some(()) },
+        || async { (test_support::consumer_count(&conn, &work_queue).await == 1).then_some(()) },
     )
     .await;
-    let order = testing::order_created("test@example.com");
+    let order = test_support::order_created("test@example.com");
     let body = serde_json::to_vec(&order).unwrap();
-    testing::publish_raw(
+    test_support::publish_raw(
         &conn,
         &topology.exchange(),
         OrderCreated::ROUTING_KEY,

@@ -17,9 +17,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::testing::{self, ServiceProcess, eventually};
 use contract::names::PAYMENT_QUEUE;
 use support::{Scenario, count_payments, scrape, wait_for_consumers};
+use test_support::{self, ServiceProcess, eventually};
 
 /// One payment-service process and the port its `/metrics` is on.
 struct Replica {
@@ -29,7 +29,7 @@ struct Replica {
 
 impl Replica {
     fn start(scenario: &Scenario, delay_ms: u64, prefetch: u16) -> Self {
-        let port = testing::free_port();
+        let port = test_support::free_port();
         let process = scenario.start(
             port,
             &[
@@ -73,7 +73,7 @@ impl Replica {
 
 fn orders(count: usize) -> Vec<contract::events::OrderCreated> {
     (0..count)
-        .map(|_| testing::order_created("test@example.com"))
+        .map(|_| test_support::order_created("test@example.com"))
         .collect()
 }
 
@@ -120,7 +120,7 @@ async fn three_replicas_split_a_burst_and_sigterm_mid_burst_loses_and_duplicates
         || async { (count_payments(&pool).await == ORDERS as i64).then_some(()) },
     )
     .await;
-    let outcomes = testing::take_messages(
+    let outcomes = test_support::take_messages(
         &scenario.conn,
         "email_service_queue",
         ORDERS,
@@ -152,7 +152,7 @@ async fn three_replicas_split_a_burst_and_sigterm_mid_burst_loses_and_duplicates
     assert_eq!(unpublished, 0, "every outcome left the outboxes");
     for queue in [PAYMENT_QUEUE.to_owned(), format!("{PAYMENT_QUEUE}.dlq")] {
         assert_eq!(
-            testing::queue_depth(&scenario.conn, &queue).await,
+            test_support::queue_depth(&scenario.conn, &queue).await,
             0,
             "{queue} empty"
         );

@@ -4,12 +4,12 @@ use std::{io::Write, sync::Arc, time::Duration};
 
 use anyhow::{Context, anyhow, bail};
 use clap::{Args, Parser, Subcommand, builder::PossibleValuesParser};
-use common::messaging::{
+use contract::names::{WORK_QUEUES, routing_key_of};
+use lapin::{Connection, ConnectionProperties};
+use messaging::{
     AmqpSettings,
     topology::{QueueSpec, Topology},
 };
-use contract::names::{WORK_QUEUES, routing_key_of};
-use lapin::{Connection, ConnectionProperties};
 use serde_json::Value;
 
 use crate::render::{detail_json, detail_text, messages, table};
@@ -215,7 +215,7 @@ async fn execute_on(
 /// A plain connection that fails fast: an operator tool should say the
 /// broker is unreachable, not retry for minutes like a service.
 async fn connect(settings: &AmqpSettings) -> anyhow::Result<Connection> {
-    let url = common::config::redact_url(&settings.url);
+    let url = runtime::config::redact_url(&settings.url);
     let properties = ConnectionProperties::default()
         .with_connection_name(format!("dlq (pid {})", std::process::id()).into());
     tokio::time::timeout(

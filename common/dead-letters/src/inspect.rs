@@ -7,7 +7,7 @@ use crate::{
     ParkedDetail, ParkedMessage,
     scan::{Scan, has_id},
 };
-use common::messaging::topology::QueueSpec;
+use messaging::topology::QueueSpec;
 
 /// Ready messages in the dead-letter queue of `queue`.
 pub async fn count(conn: &Connection, queue: &QueueSpec) -> anyhow::Result<u32> {

@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use common::messaging::AmqpSettings;
 use dead_letters::cli::{self, Cli};
+use messaging::AmqpSettings;
 
 #[tokio::main]
 async fn main() -> ExitCode {

@@ -10,7 +10,7 @@ use lapin::{
 use serde::Serialize;
 
 use crate::PREVIEW_BYTES;
-use common::messaging::headers;
+use messaging::headers;
 
 /// A summary of one parked message.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -4,7 +4,7 @@ use anyhow::Context;
 use lapin::{Connection, options::QueuePurgeOptions};
 
 use crate::scan::{Scan, ack, has_id};
-use common::messaging::topology::QueueSpec;
+use messaging::topology::QueueSpec;
 
 /// Deletes parked messages for good: those whose `message_id` is `filter`
 /// (every copy), or all ready messages (`queue.purge`) when `filter` is

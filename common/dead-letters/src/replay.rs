@@ -14,7 +14,7 @@ use crate::{
     REPLAYED_AT,
     scan::{Scan, ack, has_id},
 };
-use common::messaging::{
+use messaging::{
     AmqpSettings, headers,
     publisher::{Outgoing, Publisher},
     topology::QueueSpec,

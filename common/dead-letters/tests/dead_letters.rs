@@ -4,13 +4,6 @@
 use std::{sync::Arc, time::Duration};
 
 use clap::Parser as _;
-use common::{
-    messaging::{
-        AmqpSettings, headers,
-        topology::{QueueSpec, Topology},
-    },
-    testing::{self, BrokerCleanup, eventually},
-};
 use contract::{
     events::{Event, OrderCreated},
     names::PAYMENT_QUEUE,
@@ -23,6 +16,11 @@ use lapin::{
     BasicProperties, Connection,
     options::{BasicGetOptions, BasicPublishOptions, BasicRejectOptions},
 };
+use messaging::{
+    AmqpSettings, headers,
+    topology::{QueueSpec, Topology},
+};
+use test_support::{self, BrokerCleanup, eventually};
 
 struct Fixture {
     settings: AmqpSettings,
@@ -34,15 +32,15 @@ struct Fixture {
 
 impl Fixture {
     async fn new() -> Self {
-        common::telemetry::init_for_tests();
-        let settings = testing::fresh_amqp();
+        test_support::init_logs();
+        let settings = test_support::fresh_amqp();
         let topology = Topology::new(&settings);
         let queue = topology.queue(PAYMENT_QUEUE, OrderCreated::ROUTING_KEY);
         let cleanup = BrokerCleanup {
             settings: settings.clone(),
             queues: vec![queue.clone()],
         };
-        let conn = Arc::new(testing::test_connection().await);
+        let conn = Arc::new(test_support::test_connection().await);
         let channel = conn.create_channel().await.unwrap();
         topology.declare_queue(&channel, &queue).await.unwrap();
         let _ = channel.close(200, "declared".into()).await;
@@ -130,11 +128,11 @@ impl Fixture {
     }
 
     async fn dlq_depth(&self) -> u32 {
-        testing::queue_depth(&self.conn, &self.queue.dead_letter_queue).await
+        test_support::queue_depth(&self.conn, &self.queue.dead_letter_queue).await
     }
 
     async fn work_depth(&self) -> u32 {
-        testing::queue_depth(&self.conn, &self.queue.name).await
+        test_support::queue_depth(&self.conn, &self.queue.name).await
     }
 
     /// Messages a channel returned on close are back after a short while.
@@ -251,7 +249,7 @@ async fn replaying_one_id_puts_exactly_that_message_back_on_the_work_queue_with_
 
     f.wait_for_dlq_depth(2).await;
     assert_eq!(f.parked_ids().await, ["m-1", "m-3"]);
-    let back = testing::take_messages(&f.conn, &f.queue.name, 1, Duration::from_secs(5)).await;
+    let back = test_support::take_messages(&f.conn, &f.queue.name, 1, Duration::from_secs(5)).await;
     assert_eq!(back.len(), 1);
     let message = &back[0];
     assert_eq!(
@@ -301,7 +299,7 @@ async fn replaying_all_moves_every_parked_message_back_without_the_broker_death_
     assert_eq!(replayed, 2);
     f.wait_for_dlq_depth(0).await;
 
-    let back = testing::take_messages(&f.conn, &f.queue.name, 2, Duration::from_secs(5)).await;
+    let back = test_support::take_messages(&f.conn, &f.queue.name, 2, Duration::from_secs(5)).await;
     let mut ids: Vec<&str> = back
         .iter()
         .map(|m| m.properties.message_id().as_ref().unwrap().as_str())

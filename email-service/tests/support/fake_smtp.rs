@@ -1,7 +1,7 @@
 //! A scripted SMTP server, for tests about the upstream's failures: replies a
 //! real server only gives when something is wrong (550, 451, silence).
 //! Deliveries that should succeed go to the real SMTP server
-//! (`common::testing::SmtpSink`).
+//! (`test_support::SmtpSink`).
 
 use std::{
     sync::{

@@ -11,10 +11,6 @@ pub mod fake_smtp;
 use std::{str::FromStr, time::Duration};
 
 use chrono::Utc;
-use common::{
-    messaging::{AmqpSettings, headers, topology::Topology},
-    testing::{self, BrokerCleanup, eventually},
-};
 use contract::{
     events::{Event, OrderCreatedItem, PaymentProcessed, PaymentStatus},
     names::EMAIL_QUEUE,
@@ -25,8 +21,10 @@ use email_service::{
     db::{self, EmailLog},
 };
 use lapin::Connection;
+use messaging::{AmqpSettings, headers, topology::Topology};
 use rust_decimal::Decimal;
 use sqlx::PgPool;
+use test_support::{self, BrokerCleanup, eventually};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -49,8 +47,8 @@ struct Replica {
 /// Settings for a test: the SMTP server on 127.0.0.1:`smtp_port` without TLS,
 /// a fresh database, a unique queue prefix and fast retries (200/400/800 ms).
 pub fn settings(smtp_port: u16) -> Settings {
-    let database = testing::fresh_database("email");
-    let amqp = testing::fresh_amqp();
+    let database = test_support::fresh_database("email");
+    let amqp = test_support::fresh_amqp();
     Settings {
         bind_addr: "127.0.0.1:0".parse().unwrap(),
         database,
@@ -77,10 +75,10 @@ impl TestApp {
     }
 
     pub async fn spawn_with(settings: Settings) -> Self {
-        common::telemetry::init_for_tests();
+        test_support::init_logs();
         let cleanup = BrokerCleanup::all(&settings.amqp);
         let (replica, pool, port) = start(&settings).await;
-        let conn = testing::test_connection().await;
+        let conn = test_support::test_connection().await;
         let app = Self {
             settings,
             pool,
@@ -113,7 +111,7 @@ impl TestApp {
     }
 
     async fn wait_until_consumers(&self, count: u32) {
-        testing::wait_for_consumers(&self.conn, &self.queue_name(), count).await;
+        test_support::wait_for_consumers(&self.conn, &self.queue_name(), count).await;
     }
 
     pub async fn publish(&self, event: &PaymentProcessed) {
@@ -123,7 +121,7 @@ impl TestApp {
 
     pub async fn publish_raw(&self, body: &[u8], message_id: &str) {
         let exchange = Topology::new(self.amqp()).exchange();
-        testing::publish_raw(
+        test_support::publish_raw(
             &self.conn,
             &exchange,
             PaymentProcessed::ROUTING_KEY,
@@ -166,7 +164,7 @@ impl TestApp {
     pub fn processed(&self, outcome: &str) -> u64 {
         let queue = format!("queue=\"{}\"", self.queue_name());
         let outcome = format!("outcome=\"{outcome}\"");
-        common::metrics::render()
+        runtime::metrics::render()
             .lines()
             .filter(|l| {
                 l.starts_with("messages_processed_total{")
@@ -180,28 +178,32 @@ impl TestApp {
 
     /// Parked messages: (message_id, park reason, retries before parking).
     pub async fn parked(&self, count: usize) -> Vec<(String, String, u32)> {
-        let mut parked: Vec<_> =
-            testing::take_messages(&self.conn, &self.dlq_name(), count, Duration::from_secs(15))
-                .await
-                .iter()
-                .map(|message| {
-                    let props = &message.delivery.properties;
-                    let id = props
-                        .message_id()
-                        .as_ref()
-                        .map(|s| s.to_string())
-                        .unwrap_or_default();
-                    let reason = headers::get_str(props, headers::PARK_REASON).unwrap_or_default();
-                    let retries = headers::get_u32(props, headers::RETRY_COUNT).unwrap_or(99);
-                    (id, reason, retries)
-                })
-                .collect();
+        let mut parked: Vec<_> = test_support::take_messages(
+            &self.conn,
+            &self.dlq_name(),
+            count,
+            Duration::from_secs(15),
+        )
+        .await
+        .iter()
+        .map(|message| {
+            let props = &message.delivery.properties;
+            let id = props
+                .message_id()
+                .as_ref()
+                .map(|s| s.to_string())
+                .unwrap_or_default();
+            let reason = headers::get_str(props, headers::PARK_REASON).unwrap_or_default();
+            let retries = headers::get_u32(props, headers::RETRY_COUNT).unwrap_or(99);
+            (id, reason, retries)
+        })
+        .collect();
         parked.sort();
         parked
     }
 
     pub async fn dlq_depth(&self) -> u32 {
-        testing::queue_depth(&self.conn, &self.dlq_name()).await
+        test_support::queue_depth(&self.conn, &self.dlq_name()).await
     }
 
     pub async fn stop(self) {

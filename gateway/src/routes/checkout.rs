@@ -15,12 +15,12 @@ use axum::{
     http::{HeaderMap, header},
     response::{IntoResponse, Response},
 };
-use common::http::request_id;
 use contract::{
     api::headers::{MAX_CHECKOUT_BODY_BYTES, idempotency_key, order_location},
     checkout::{CheckoutError, CheckoutRequest, parse_checkout},
     problem::Problem,
 };
+use runtime::http::request_id;
 use serde::Deserialize;
 use uuid::Uuid;
 

@@ -2,7 +2,7 @@
 //! from order-service, answered as it answers them.
 
 use axum::{extract::State, http::HeaderMap};
-use common::http::request_id;
+use runtime::http::request_id;
 
 use super::OrderId;
 use crate::{

@@ -2,7 +2,7 @@
 //! order-service (it prices every order from it).
 
 use axum::{extract::State, http::HeaderMap};
-use common::http::request_id;
+use runtime::http::request_id;
 
 use super::ProductId;
 use crate::{

@@ -1,5 +1,5 @@
 //! `GET /api/orders/{id}/timeline`: every step of one order, merged from the
-//! three services that took them (see `common::timeline`). order-service
+//! three services that took them (see `messaging::timeline`). order-service
 //! decides whether the order exists (`404` otherwise); payment-service and
 //! email-service are asked at the same time, and one that cannot answer
 //! within two seconds is named in `incomplete` rather than failing the page.
@@ -17,8 +17,8 @@ use axum::{
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
 };
-use common::http::request_id;
 use contract::api::{OrderTimeline, TimelineStep};
+use runtime::http::request_id;
 
 use super::{AppState, OrderId};
 use crate::{
@@ -58,7 +58,7 @@ impl TimelinePeers {
         let asks = self.peers.iter().map(|(name, base)| async move {
             let mut request = self.http.get(format!("{base}/timeline/{id}"));
             if let Some(rid) = request_id {
-                request = request.header(common::http::REQUEST_ID, rid);
+                request = request.header(runtime::http::REQUEST_ID, rid);
             }
             let answer = match request.send().await {
                 Ok(r) if r.status().is_success() => r.json::<Vec<TimelineStep>>().await.ok(),

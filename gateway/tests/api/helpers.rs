@@ -259,7 +259,7 @@ pub async fn spawn_app_with(
     order_service_url: String,
     configure: impl FnOnce(&mut Settings),
 ) -> TestApp {
-    common::telemetry::init_for_tests();
+    test_support::init_logs();
     let mut settings = Settings {
         bind_addr: "127.0.0.1:0".parse().unwrap(),
         order_service_url,
@@ -300,7 +300,7 @@ pub async fn spawn_with(behaviour: Upstream) -> (TestApp, FakeOrderService) {
 
 /// An address where nothing listens: order-service is down.
 pub fn closed_port_url() -> String {
-    format!("http://127.0.0.1:{}", common::testing::free_port())
+    format!("http://127.0.0.1:{}", test_support::free_port())
 }
 
 impl TestApp {

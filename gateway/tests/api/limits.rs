@@ -113,7 +113,7 @@ async fn calls_to_order_service_are_bounded_and_the_excess_is_refused_without_re
             tokio::spawn(async move { client.get(url).send().await.unwrap().status() })
         })
         .collect();
-    common::testing::eventually(Duration::from_secs(5), "both slots taken", || async {
+    test_support::eventually(Duration::from_secs(5), "both slots taken", || async {
         (upstream.calls().len() == 2).then_some(())
     })
     .await;
@@ -150,7 +150,7 @@ async fn closed_by_server(stream: &mut TcpStream, limit: Duration) -> bool {
 async fn connections_that_send_no_request_or_half_a_header_are_closed() {
     let (app, _upstream) = spawn_with(Upstream::Healthy).await;
     let addr = app.address.trim_start_matches("http://").to_owned();
-    let bound = common::http::HEADER_READ_TIMEOUT + Duration::from_secs(5);
+    let bound = runtime::http::HEADER_READ_TIMEOUT + Duration::from_secs(5);
 
     let mut silent = TcpStream::connect(&addr).await.unwrap();
     let mut slowloris = TcpStream::connect(&addr).await.unwrap();

@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use common::{health::StartupProgress, service::startup::StartupServer};
 use reqwest::StatusCode;
+use runtime::{health::StartupProgress, service::startup::StartupServer};
 
 use crate::helpers::{
     SEED_CHECKOUT, TEST_UPSTREAM_TIMEOUT, TestApp, Upstream, assert_problem, closed_port_url,

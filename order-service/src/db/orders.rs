@@ -1,7 +1,7 @@
 //! Orders and their lines.
 
 use chrono::{DateTime, Utc};
-use common::{db::batch::BatchStatement, messaging::outbox::OutboxRow};
+use messaging::{db::batch::BatchStatement, outbox::OutboxRow};
 use rust_decimal::Decimal;
 use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
@@ -91,7 +91,7 @@ pub async fn insert_orders_with_events(
     Ok(())
 }
 
-/// [`insert_orders_with_events`] for concurrent checkouts (`common::db::batch`).
+/// [`insert_orders_with_events`] for concurrent checkouts (`messaging::db::batch`).
 pub struct InsertOrders;
 
 #[async_trait::async_trait]

@@ -2,8 +2,8 @@
 
 use std::collections::HashMap;
 
-use common::db::batch::{BatchStatement, in_order_of};
 use contract::events::PaymentProcessed;
+use messaging::db::batch::{BatchStatement, in_order_of};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -113,7 +113,7 @@ fn order_status(event: &PaymentProcessed) -> &'static str {
     }
 }
 
-/// [`settle_orders`] for concurrent handlers (`common::db::batch`).
+/// [`settle_orders`] for concurrent handlers (`messaging::db::batch`).
 pub struct SettleOrders {
     pub consumer: &'static str,
 }

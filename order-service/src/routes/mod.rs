@@ -17,8 +17,8 @@ use axum::{
     extract::DefaultBodyLimit,
     routing::{get, post},
 };
-use common::db::batch::Batcher;
 use contract::api::headers::MAX_CHECKOUT_BODY_BYTES;
+use messaging::db::batch::Batcher;
 use sqlx::PgPool;
 
 use crate::{catalog::Catalog, db::orders::InsertOrders};

@@ -10,11 +10,11 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use chrono::{SubsecRound, Utc};
-use common::messaging::outbox::OutboxRow;
 use contract::{
     api::headers::{IDEMPOTENT_REPLAYED, idempotency_key, order_location},
     checkout::{CheckoutError, parse_checkout},
 };
+use messaging::outbox::OutboxRow;
 use uuid::Uuid;
 
 use super::AppState;
@@ -33,7 +33,7 @@ use crate::{
 
 /// `POST /orders`: validate, price from the in-memory catalog, and store
 /// order + lines + event in one statement, which the checkouts in flight at
-/// the same moment share (`common::db::batch`); under an `Idempotency-Key`,
+/// the same moment share (`messaging::db::batch`); under an `Idempotency-Key`,
 /// in a transaction of its own with the answer. The event is
 /// published by the relay after commit, never here: a crash at any point
 /// leaves either nothing or the order *and* its event.

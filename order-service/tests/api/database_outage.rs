@@ -3,15 +3,18 @@
 
 use std::time::Duration;
 
-use common::testing::{self, FaultProxy, eventually};
 use order_service::db;
+use test_support::{self, FaultProxy, eventually};
 
 use crate::helpers::{TestApp, seed_checkout};
 
 #[tokio::test]
 async fn a_checkout_during_a_database_outage_is_a_503_with_retry_after_and_stores_nothing() {
-    let proxy = FaultProxy::start(testing::socket_addr_of(&testing::admin_database_url())).await;
-    let mut database = testing::fresh_database("order");
+    let proxy = FaultProxy::start(test_support::socket_addr_of(
+        &test_support::admin_database_url(),
+    ))
+    .await;
+    let mut database = test_support::fresh_database("order");
     database.url = proxy.rewrite_url(&database.url);
     let app = TestApp::spawn_with_database(database).await;
     assert_eq!(app.post_order(&seed_checkout()).await.status(), 201);
@@ -39,7 +42,7 @@ async fn a_checkout_during_a_database_outage_is_a_503_with_retry_after_and_store
     )
     .await;
     // Checkouts run on the insert's own pool: this one may still hold a
-    // connection the cut broke, and its first statement fails (common::db).
+    // connection the cut broke, and its first statement fails (messaging::db).
     let stored = eventually(Duration::from_secs(5), "the orders counted", || async {
         db::orders::count_orders(&app.pool).await.ok()
     })

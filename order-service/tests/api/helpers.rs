@@ -4,15 +4,12 @@
 use std::time::Duration;
 
 use chrono::{SubsecRound, Utc};
-use common::{
-    messaging::{AmqpSettings, outbox::OutboxRow, topology::Topology},
-    testing::{self, BrokerCleanup},
-};
 use contract::{
     events::{Event, OrderCreated, PaymentProcessed, PaymentStatus},
     names::{ORDER_QUEUE, PAYMENT_QUEUE},
 };
 use lapin::Connection;
+use messaging::{AmqpSettings, outbox::OutboxRow, topology::Topology};
 use order_service::{
     Application, Settings,
     db::orders::{NewOrder, OrderWrite},
@@ -20,6 +17,7 @@ use order_service::{
 };
 use serde_json::{Value, json};
 use sqlx::PgPool;
+use test_support::{self, BrokerCleanup};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -36,13 +34,13 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn() -> Self {
-        Self::spawn_with_database(testing::fresh_database("order")).await
+        Self::spawn_with_database(test_support::fresh_database("order")).await
     }
 
     /// Started on `database` (for example a fresh one behind a `FaultProxy`).
-    pub async fn spawn_with_database(database: common::db::DatabaseSettings) -> Self {
-        common::telemetry::init_for_tests();
-        let amqp = testing::fresh_amqp();
+    pub async fn spawn_with_database(database: messaging::db::DatabaseSettings) -> Self {
+        test_support::init_logs();
+        let amqp = test_support::fresh_amqp();
         let cleanup = BrokerCleanup::all(&amqp);
         let settings = Settings {
             bind_addr: "127.0.0.1:0".parse().unwrap(),
@@ -56,10 +54,10 @@ impl TestApp {
         let pool = app.pool().clone();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
-        let conn = testing::test_connection().await;
+        let conn = test_support::test_connection().await;
         // Until the consumer is attached, order_service_queue may not exist
         // or be bound yet, and a payment result published now would be lost.
-        testing::wait_for_consumers(&conn, &format!("{}{ORDER_QUEUE}", amqp.prefix), 1).await;
+        test_support::wait_for_consumers(&conn, &format!("{}{ORDER_QUEUE}", amqp.prefix), 1).await;
         // Where order.order.created lands: payment-service's queue.
         let topology = Topology::new(&amqp);
         let channel = conn.create_channel().await.unwrap();
@@ -101,7 +99,7 @@ impl TestApp {
 
     pub async fn order_created_events(&self, count: usize) -> Vec<OrderCreated> {
         let queue = format!("{}{PAYMENT_QUEUE}", self.amqp.prefix);
-        testing::take_messages(&self.conn, &queue, count, Duration::from_secs(10))
+        test_support::take_messages(&self.conn, &queue, count, Duration::from_secs(10))
             .await
             .iter()
             .map(|m| serde_json::from_slice(&m.delivery.data).unwrap())
@@ -111,7 +109,7 @@ impl TestApp {
     pub async fn publish_payment(&self, event: &PaymentProcessed) {
         let body = serde_json::to_vec(event).unwrap();
         let exchange = Topology::new(&self.amqp).exchange();
-        testing::publish_raw(
+        test_support::publish_raw(
             &self.conn,
             &exchange,
             PaymentProcessed::ROUTING_KEY,

@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
-use common::testing::{self, eventually};
 use contract::events::PaymentStatus;
 use order_service::db;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
+use test_support::{self, eventually};
 use uuid::Uuid;
 
 use crate::helpers::{self, TestApp, payment_for, seed_checkout};
@@ -42,11 +42,7 @@ async fn the_seed_checkout_is_priced_stored_and_announced() {
         Duration::from_secs(5),
         "the outbox row to be marked published",
         || async {
-            (common::messaging::outbox::pending_count(&app.pool)
-                .await
-                .unwrap()
-                == 0)
-                .then_some(())
+            (messaging::outbox::pending_count(&app.pool).await.unwrap() == 0).then_some(())
         },
     )
     .await;
@@ -87,9 +83,7 @@ async fn a_tampered_price_is_refused_with_the_current_price_and_nothing_is_store
     assert_eq!(problem["errors"][0]["field"], "items[0].price");
     assert_eq!(db::orders::count_orders(&app.pool).await.unwrap(), 0);
     assert_eq!(
-        common::messaging::outbox::pending_count(&app.pool)
-            .await
-            .unwrap(),
+        messaging::outbox::pending_count(&app.pool).await.unwrap(),
         0
     );
     app.stop().await;
@@ -193,7 +187,7 @@ async fn a_payment_result_settles_the_order_once() {
     // Consumers run concurrently: wait until the queue is drained before asserting.
     let queue = format!("{}order_service_queue", app.amqp.prefix);
     eventually(Duration::from_secs(10), "the queue drained", || async {
-        (testing::queue_depth(&app.conn, &queue).await == 0).then_some(())
+        (test_support::queue_depth(&app.conn, &queue).await == 0).then_some(())
     })
     .await;
     let order: Value = app
@@ -225,10 +219,9 @@ async fn a_payment_for_an_unknown_order_is_parked() {
     app.publish_payment(&stray).await;
 
     let dlq = format!("{}order_service_queue.dlq", app.amqp.prefix);
-    let parked = testing::take_messages(&app.conn, &dlq, 1, Duration::from_secs(10)).await;
+    let parked = test_support::take_messages(&app.conn, &dlq, 1, Duration::from_secs(10)).await;
     let reason =
-        common::messaging::headers::get_str(&parked[0].delivery.properties, "x-park-reason")
-            .unwrap();
+        messaging::headers::get_str(&parked[0].delivery.properties, "x-park-reason").unwrap();
     assert!(reason.contains("unknown order"), "{reason}");
     app.stop().await;
 }

@@ -6,11 +6,9 @@
 
 use std::time::Duration;
 
-use common::{
-    messaging::{outbox, topology::Topology},
-    testing::{self, eventually},
-};
 use contract::events::{Event, OrderCreated};
+use messaging::{outbox, topology::Topology};
+use test_support::{self, eventually};
 
 use crate::helpers::{TestApp, seed_checkout};
 
@@ -80,7 +78,7 @@ async fn an_unroutable_event_stays_in_the_outbox_until_it_can_be_delivered() {
         || async { (outbox::pending_count(&app.pool).await.ok()? == 0).then_some(()) },
     )
     .await;
-    let delivered = testing::take_messages(&app.conn, &queue, 1, Duration::from_secs(5)).await;
+    let delivered = test_support::take_messages(&app.conn, &queue, 1, Duration::from_secs(5)).await;
     assert_eq!(delivered.len(), 1);
     eventually(
         Duration::from_secs(10),
@@ -102,7 +100,7 @@ async fn backlog(app: &TestApp) -> Option<(f64, f64)> {
         .text()
         .await
         .ok()?;
-    let metrics = testing::Metrics::parse(&text);
+    let metrics = test_support::Metrics::parse(&text);
     let label = [("app", "order-service")];
     Some((
         metrics.sum("outbox_pending_events", &label),

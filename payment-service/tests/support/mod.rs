@@ -7,16 +7,14 @@
 
 use std::time::Duration;
 
-use common::{
-    messaging::{AmqpSettings, topology::Topology},
-    testing::{self, Metrics, ServiceProcess, TestVhost},
-};
 use contract::{
     events::{Event, OrderCreated, PaymentProcessed},
     names::{EMAIL_QUEUE, PAYMENT_QUEUE},
 };
 use lapin::{Connection, ConnectionProperties, options::BasicPublishOptions};
+use messaging::{AmqpSettings, topology::Topology};
 use sqlx::PgPool;
+use test_support::{self, Metrics, ServiceProcess, TestVhost};
 
 pub const BINARY: &str = env!("CARGO_BIN_EXE_payment-service");
 
@@ -49,7 +47,7 @@ impl Scenario {
                 .unwrap();
         }
         Self {
-            database_url: testing::fresh_database("payment").url,
+            database_url: test_support::fresh_database("payment").url,
             vhost,
             conn,
             topology,
@@ -72,7 +70,7 @@ impl Scenario {
     pub async fn publish(&self, order: &OrderCreated) {
         let body = serde_json::to_vec(order).unwrap();
         let id = order.event_id.to_string();
-        testing::publish_raw(
+        test_support::publish_raw(
             &self.conn,
             &self.topology.exchange(),
             OrderCreated::ROUTING_KEY,
@@ -90,7 +88,7 @@ impl Scenario {
         let exchange = self.topology.exchange();
         let mut confirms = Vec::with_capacity(orders.len());
         for order in orders {
-            let properties = common::messaging::headers::event_properties(
+            let properties = messaging::headers::event_properties(
                 &order.event_id.to_string(),
                 OrderCreated::EVENT_TYPE,
                 &order.order_id.to_string(),
@@ -123,7 +121,7 @@ impl Scenario {
     /// Takes every payment outcome published so far.
     pub async fn published_events(&self) -> Vec<PaymentProcessed> {
         let mut events = Vec::new();
-        while let Some(message) = testing::get_message(&self.conn, EMAIL_QUEUE).await {
+        while let Some(message) = test_support::get_message(&self.conn, EMAIL_QUEUE).await {
             events.push(serde_json::from_slice(&message.delivery.data).unwrap());
         }
         events
@@ -165,8 +163,8 @@ pub async fn count_payments(pool: &PgPool) -> i64 {
 
 /// Waits until `count` consumers are attached to the work queue.
 pub async fn wait_for_consumers(scenario: &Scenario, count: u32) {
-    testing::eventually(Duration::from_secs(60), "consumers to attach", || async {
-        (testing::consumer_count(&scenario.conn, PAYMENT_QUEUE).await == count).then_some(())
+    test_support::eventually(Duration::from_secs(60), "consumers to attach", || async {
+        (test_support::consumer_count(&scenario.conn, PAYMENT_QUEUE).await == count).then_some(())
     })
     .await;
 }

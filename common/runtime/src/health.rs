@@ -1,0 +1,165 @@
+//! `/health`, `/ready` and `/metrics`, served by every service on its
+//! `BIND_ADDR`.
+//!
+//! `/health` is liveness: the process answers. `/ready` runs every registered
+//! check (database reachable, broker connected, consumer attached) and answers
+//! 503 naming the failing one, so an orchestrator stops routing to a replica
+//! that cannot do its job. `/metrics` is Prometheus text.
+
+use std::sync::{
+    Arc, Mutex,
+    atomic::{AtomicBool, Ordering},
+};
+
+use axum::{Json, Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
+use futures::future::join_all;
+use serde_json::{Map, Value, json};
+
+use crate::metrics;
+
+/// One dependency the service needs in order to be ready.
+#[async_trait::async_trait]
+pub trait ReadinessCheck: Send + Sync {
+    async fn check(&self) -> Result<(), String>;
+}
+
+/// A flag set by a background task (broker connected, consumer attached).
+#[derive(Clone, Default)]
+pub struct Flag(Arc<AtomicBool>);
+
+impl Flag {
+    pub fn set(&self, value: bool) {
+        self.0.store(value, Ordering::Relaxed);
+    }
+    pub fn get(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A [`Flag`] with the message reported while it is down.
+pub struct FlagCheck {
+    pub flag: Flag,
+    pub when_down: &'static str,
+}
+
+#[async_trait::async_trait]
+impl ReadinessCheck for FlagCheck {
+    async fn check(&self) -> Result<(), String> {
+        if self.flag.get() {
+            Ok(())
+        } else {
+            Err(self.when_down.to_owned())
+        }
+    }
+}
+
+/// What a starting service is waiting for (its database, its broker), shown
+/// by `/ready` until it has started. Cheap to clone; every clone shows the
+/// same text.
+#[derive(Clone)]
+pub struct StartupProgress(Arc<Mutex<String>>);
+
+impl StartupProgress {
+    pub fn new(waiting_for: impl Into<String>) -> Self {
+        Self(Arc::new(Mutex::new(waiting_for.into())))
+    }
+
+    /// Replaces what `/ready` shows.
+    pub fn set(&self, waiting_for: impl Into<String>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = waiting_for.into();
+    }
+
+    pub fn get(&self) -> String {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+#[async_trait::async_trait]
+impl ReadinessCheck for StartupProgress {
+    async fn check(&self) -> Result<(), String> {
+        Err(self.get())
+    }
+}
+
+/// The named checks behind `/ready`.
+#[derive(Clone, Default)]
+pub struct Readiness {
+    checks: Vec<(&'static str, Arc<dyn ReadinessCheck>)>,
+}
+
+impl Readiness {
+    pub fn with(mut self, name: &'static str, check: impl ReadinessCheck + 'static) -> Self {
+        self.checks.push((name, Arc::new(check)));
+        self
+    }
+
+    /// Runs every check concurrently; `Ok` when all pass.
+    pub async fn evaluate(&self) -> (bool, Map<String, Value>) {
+        let results = join_all(self.checks.iter().map(|(_, c)| c.check())).await;
+        let mut all_ok = true;
+        let mut report = Map::new();
+        for ((name, _), result) in self.checks.iter().zip(results) {
+            let value = match result {
+                Ok(()) => json!("ok"),
+                Err(reason) => {
+                    all_ok = false;
+                    json!(reason)
+                }
+            };
+            report.insert((*name).to_owned(), value);
+        }
+        (all_ok, report)
+    }
+}
+
+/// The `/health`, `/ready`, `/metrics` routes.
+pub fn router(readiness: Readiness) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics_text))
+        .with_state(readiness)
+}
+
+/// The routes of a service that is still connecting to its dependencies:
+/// `/health` answers `200` with `{"status": "starting"}` (alive: an
+/// orchestrator must not restart it, but a caller can tell it cannot serve
+/// yet), `/ready` answers `503` with `progress`, and `/metrics` as usual.
+pub fn startup_router(progress: StartupProgress) -> Router {
+    Router::new()
+        .route(
+            "/health",
+            get(|| async { Json(json!({"status": STARTING})) }),
+        )
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics_text))
+        .with_state(Readiness::default().with("startup", progress))
+}
+
+/// `/health`'s `status` while the service is starting.
+pub const STARTING: &str = "starting";
+
+async fn health() -> impl IntoResponse {
+    Json(json!({"status": "ok"}))
+}
+
+async fn ready(State(readiness): State<Readiness>) -> impl IntoResponse {
+    let (ok, checks) = readiness.evaluate().await;
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({"status": if ok { "ready" } else { "not_ready" }, "checks": checks});
+    (status, Json(body))
+}
+
+async fn metrics_text() -> impl IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        metrics::render(),
+    )
+}
