@@ -1,7 +1,7 @@
 //! The OpenAPI 3.1 document (`GET /api/openapi.json`) and the Swagger UI
 //! page that renders it (`GET /docs`), both generated from the code: the
 //! handlers' `#[utoipa::path]` attributes (next to the handlers, in
-//! [`crate::routes`]) and the request, response and problem types themselves
+//! `routes`) and the request, response and problem types themselves
 //! (`contract::checkout`, `contract::api`, `contract::problem`). Swagger UI's files
 //! are compiled into the binary, so the page works without network access.
 
@@ -64,43 +64,6 @@ pub const DOCS_PATH: &str = "/docs";
     )
 )]
 pub struct ApiDoc;
-
-/// The failures of every call that goes through to order-service (the
-/// checkout documents its own, more specific, texts).
-#[derive(utoipa::IntoResponses)]
-pub enum UpstreamFailures {
-    /// This client is over its rate limit.
-    #[response(
-        status = 429,
-        content_type = "application/problem+json",
-        headers(("Retry-After" = u32, description = "Seconds to wait"))
-    )]
-    RateLimited(#[to_schema] Problem),
-    /// order-service gave an unusable answer.
-    #[response(status = 502, content_type = "application/problem+json")]
-    BadGateway(#[to_schema] Problem),
-    /// order-service is unavailable, or too many requests are in progress.
-    #[response(
-        status = 503,
-        content_type = "application/problem+json",
-        headers(("Retry-After" = u32, description = "Seconds to wait"))
-    )]
-    Unavailable(#[to_schema] Problem),
-    /// order-service did not answer in time.
-    #[response(status = 504, content_type = "application/problem+json")]
-    GatewayTimeout(#[to_schema] Problem),
-}
-
-/// The failures of a read by id.
-#[derive(utoipa::IntoResponses)]
-pub enum LookupFailures {
-    /// The id is malformed (not a UUID, not a positive integer).
-    #[response(status = 400, content_type = "application/problem+json")]
-    MalformedId(#[to_schema] Problem),
-    /// Nothing has this id.
-    #[response(status = 404, content_type = "application/problem+json")]
-    NotFound(#[to_schema] Problem),
-}
 
 /// `GET /api/openapi.json` and `GET /docs` (Swagger UI). The document is
 /// built once, here, not per request.

@@ -203,7 +203,7 @@ async fn report_progress(rec: Arc<Recorder>) {
 
 /// `[  3s] sent 1500  ok 1498  errors 0  rate 500/s  p50 1.2ms  p99 4.0ms`
 pub fn progress_line(elapsed: Duration, last: &Snapshot, now: &Snapshot) -> String {
-    let show = |d: Option<Duration>| d.map_or("-".into(), crate::report::format_duration);
+    let show = |d: Option<Duration>| d.map_or("-".into(), crate::stats::format_duration);
     format!(
         "[{:>4}s] sent {}  ok {}  errors {}  rate {}/s  p50 {}  p99 {}",
         elapsed.as_secs_f64().round(),

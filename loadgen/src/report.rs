@@ -4,7 +4,11 @@ use std::{collections::BTreeMap, fmt::Write as _, time::Duration};
 
 use hdrhistogram::Histogram;
 
-use crate::{cli::Mode, drive::Run, stats::Outcome};
+use crate::{
+    cli::Mode,
+    drive::Run,
+    stats::{Outcome, format_duration},
+};
 
 /// The percentiles the report shows, from an HDR histogram of microseconds.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -46,18 +50,6 @@ impl std::fmt::Display for Percentiles {
             format_duration(self.max),
             self.count
         )
-    }
-}
-
-/// `850µs`, `1.20ms`, `1.50s`.
-pub fn format_duration(d: Duration) -> String {
-    let micros = d.as_micros();
-    if micros < 1000 {
-        format!("{micros}µs")
-    } else if micros < 1_000_000 {
-        format!("{:.2}ms", d.as_secs_f64() * 1e3)
-    } else {
-        format!("{:.2}s", d.as_secs_f64())
     }
 }
 

@@ -17,8 +17,8 @@ use hdrhistogram::Histogram;
 use crate::{
     classify::Observed,
     orders::Accepted,
-    report::{Percentiles, format_duration},
-    stats::{micros, new_histogram},
+    report::Percentiles,
+    stats::{format_duration, micros, new_histogram},
 };
 
 #[derive(Debug, Clone)]

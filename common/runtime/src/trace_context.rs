@@ -2,12 +2,12 @@
 //! is one trace, across HTTP calls, outbox rows and AMQP messages.
 //!
 //! Every `tracing` span gets an OpenTelemetry span context (trace id, span id)
-//! from the layer [`crate::telemetry`] installs, exported over OTLP or not.
+//! from the layer `telemetry` installs, exported over OTLP or not.
 //! The context crosses process boundaries as a `traceparent` value:
 //!
 //! - HTTP: the gateway sends it to order-service ([`current`], in the
 //!   `traceparent` request header); every service's request span is a child
-//!   of the incoming header ([`crate::http`], [`set_remote_parent`]).
+//!   of the incoming header (the `http` layers, [`set_remote_parent`]).
 //! - Events: `messaging::outbox::enqueue` stores the current context
 //!   with the outbox row, the relay publishes it as the `traceparent` AMQP
 //!   header, and the consumer runs the handler in a span that is a child of

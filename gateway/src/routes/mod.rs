@@ -4,6 +4,7 @@
 //! forwarded is always the canonical form.
 
 pub mod checkout;
+pub mod failures;
 pub mod orders;
 pub mod products;
 pub mod timeline;

@@ -5,9 +5,9 @@ use axum::{extract::State, http::HeaderMap};
 use runtime::http::request_id;
 
 use super::OrderId;
+use super::failures::{LookupFailures, UpstreamFailures};
 use crate::{
     error::ApiError,
-    openapi::{LookupFailures, UpstreamFailures},
     order_client::{OrderClient, Upstream},
 };
 

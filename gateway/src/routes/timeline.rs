@@ -20,12 +20,9 @@ use axum::{
 use contract::api::{OrderTimeline, TimelineStep};
 use runtime::http::request_id;
 
+use super::failures::{LookupFailures, UpstreamFailures};
 use super::{AppState, OrderId};
-use crate::{
-    config::Settings,
-    error::ApiError,
-    openapi::{LookupFailures, UpstreamFailures},
-};
+use crate::{config::Settings, error::ApiError};
 
 /// How long payment-service and email-service get to answer.
 const PEER_TIMEOUT: Duration = Duration::from_secs(2);

@@ -1,4 +1,4 @@
-//! The catalog table (read into memory by [`crate::catalog`]).
+//! The catalog table (read into memory by the `catalog` module).
 
 use rust_decimal::Decimal;
 use sqlx::PgPool;
