@@ -20,6 +20,8 @@ use crate::{
     smtp::{self, Mailer},
 };
 
+/// This service's own tables (`migrations/`). The outbox, inbox and journal
+/// come from the messaging runtime, applied first (`messaging::db::migrate`).
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 
 pub struct Application {

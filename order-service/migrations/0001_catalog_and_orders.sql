@@ -45,26 +45,3 @@ CREATE TABLE order_items (
     line_total numeric(12, 2) NOT NULL,
     PRIMARY KEY (order_id, line_no)
 );
-
--- Transactional outbox (see messaging::outbox).
-CREATE TABLE outbox (
-    id             uuid PRIMARY KEY,
-    routing_key    text NOT NULL,
-    event_type     text NOT NULL,
-    correlation_id uuid NOT NULL,
-    payload        text NOT NULL,
-    created_at     timestamptz NOT NULL DEFAULT now(),
-    published_at   timestamptz,
-    attempts       integer NOT NULL DEFAULT 0,
-    last_error     text
-);
-CREATE INDEX outbox_pending ON outbox (created_at) WHERE published_at IS NULL;
-
--- Inbox of processed messages (see messaging::inbox).
-CREATE TABLE processed_messages (
-    consumer     text NOT NULL,
-    message_id   uuid NOT NULL,
-    processed_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (consumer, message_id)
-);
-CREATE INDEX processed_messages_age ON processed_messages (processed_at);

@@ -20,6 +20,8 @@ use tokio_util::sync::CancellationToken;
 use crate::timeline::PaymentTimeline;
 use crate::{SERVICE, Settings, handler::PaymentHandler, provider::Provider};
 
+/// This service's own tables (`migrations/`). The outbox, inbox and journal
+/// come from the messaging runtime, applied first (`messaging::db::migrate`).
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 
 pub struct Application {

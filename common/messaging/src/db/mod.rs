@@ -6,31 +6,27 @@
 //! requests. A connection that sat idle for more than [`PING_IDLE_AFTER`] is
 //! pinged before it is handed out, so those that died while PostgreSQL
 //! restarted are discarded. sqlx's default pings before *every* acquire: one
-//! extra round trip (and PostgreSQL wake-up) per statement or transaction,
-//! about a third of all round trips of an order through the pipeline. A
+//! extra round trip per statement or transaction. A
 //! connection in constant use that breaks fails its next statement instead
 //! (sqlx then drops it): that request answers 503 and that message is
 //! retried, like any other failure during an outage.
 //!
 //! Every connection of a service's pool plans each statement for its actual
 //! parameters (`plan_cache_mode = force_custom_plan`, [`SESSION_SETUP`];
-//! [`Plans::PerExecution`]). PostgreSQL's
-//! default switches a prepared statement to a generic plan after five runs
-//! and keeps it for the connection's life, until the table is analyzed
-//! again. A service's first statements run against empty tables, where a
-//! sequential scan is the cheapest plan; with autovacuum late (or off, as on
-//! the benchmark machine) that plan stayed while the tables grew: the 500/s
-//! run read the whole outbox, orders and email_log tables thousands of
-//! times. The price is planning on every execution: about 0.33 ms for the
-//! checkout's insert (3 000 executions through psql: 2.12 s with the
-//! default, 3.11 s forced), and the foreign-key checks of every inserted row
-//! are planned again too. A statement that looks nothing up but by primary
-//! key (order-service's checkout insert) therefore gets a pool of its own
-//! that keeps PostgreSQL's cached plans ([`Plans::Cached`]): pgbench, the
-//! checkout statement, one client: 0.62 ms a checkout cached, 0.82–0.86 ms
-//! planned each time.
+//! [`Plans::PerExecution`]). PostgreSQL's default switches a prepared
+//! statement to a generic plan after five runs and keeps it for the
+//! connection's life; a plan made while a table was empty (a sequential
+//! scan) then stays while the table grows. Planning every time has a price,
+//! so a statement that looks nothing up but by primary key (order-service's
+//! checkout insert) gets a pool that keeps PostgreSQL's cached plans
+//! ([`Plans::Cached`]). The measurements are in `docs/performance.md`.
+//!
+//! The schema: [`migrate`] applies the runtime's tables, then the service's.
 
 pub mod batch;
+mod migrate;
+
+pub use migrate::{MigrationError, RUNTIME_MIGRATOR, migrate};
 
 use std::time::Duration;
 
@@ -143,14 +139,15 @@ pub async fn create_database_if_missing(settings: &DatabaseSettings) -> anyhow::
     Ok(())
 }
 
-/// A pool on a created and migrated database.
+/// A pool on a created database, migrated: the runtime's tables and then
+/// the service's (`migrator`).
 pub async fn connect_and_migrate(
     settings: &DatabaseSettings,
     migrator: &Migrator,
 ) -> anyhow::Result<PgPool> {
     create_database_if_missing(settings).await?;
     let pool = connect(settings, Plans::PerExecution).await?;
-    migrator.run(&pool).await.context("running migrations")?;
+    migrate(&pool, migrator).await?;
     Ok(pool)
 }
 
@@ -186,7 +183,9 @@ pub async fn connect(settings: &DatabaseSettings, plans: Plans) -> anyhow::Resul
 /// [`connect_and_migrate`], retried with backoff until it works, so a
 /// service started before its database waits instead of dying. Each failed
 /// attempt is logged at warn and shown in `progress`; the pause between
-/// attempts doubles from 200 ms up to 5 s.
+/// attempts doubles from 200 ms up to 5 s. A migration that cannot work
+/// however often it is tried (a history that does not match the code) ends
+/// the wait with that error.
 pub async fn connect_with_retry(
     settings: &DatabaseSettings,
     migrator: &Migrator,
@@ -196,6 +195,12 @@ pub async fn connect_with_retry(
     loop {
         match connect_and_migrate(settings, migrator).await {
             Ok(pool) => return Ok(pool),
+            Err(e)
+                if e.downcast_ref::<MigrationError>()
+                    .is_some_and(|m| !m.is_transient()) =>
+            {
+                return Err(e);
+            }
             Err(e) => {
                 let error = format!("{e:#}");
                 tracing::warn!(%error, retry_in = ?delay, "database not available yet");

@@ -4,4 +4,5 @@
 mod acks;
 mod batch;
 mod broker;
+mod migrations;
 mod pools;
