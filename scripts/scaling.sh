@@ -20,7 +20,7 @@ export TEST_DATABASE_URL="${TEST_DATABASE_URL:-postgres://postgres:postgres@127.
 export TEST_RABBITMQ_URL="${TEST_RABBITMQ_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}"
 
 # Build first, so compiling does not overlap the measurement.
-cargo test -p payment-service --test scaling --no-run
+cargo test -p payment-service --test payment_service --no-run
 echo "scaling.sh: uptime before: $(uptime)"
-cargo test -p payment-service --test scaling -- --ignored --exact scaling_figures --nocapture
+cargo test -p payment-service --test payment_service -- --ignored --exact scaling::scaling_figures --nocapture
 echo "scaling.sh: uptime after: $(uptime)"

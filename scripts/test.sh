@@ -257,6 +257,6 @@ cargo nextest run --workspace --all-features --no-fail-fast "$@" || status=$?
 if (($# == 0)); then
     log "running the tests that restart RabbitMQ, one at a time"
     cargo nextest run --workspace --all-features --no-fail-fast --run-ignored only --test-threads 1 \
-        -E 'not test(=scaling_figures)' || status=$?
+        -E 'not test(=scaling::scaling_figures)' || status=$?
 fi
 exit "$status"

@@ -404,11 +404,7 @@ impl Pipeline {
             );
         }
         let conn = test_support::test_connection().await;
-        for queue in [
-            "payment_service_queue",
-            "email_service_queue",
-            "order_service_queue",
-        ] {
+        for queue in contract::names::WORK_QUEUES {
             let name = |suffix: &str| format!("{}{queue}{suffix}", self.amqp.prefix);
             assert_eq!(
                 test_support::queue_depth(&conn, &name("")).await,

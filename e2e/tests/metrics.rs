@@ -13,11 +13,7 @@ use e2e::Pipeline;
 use serde_json::json;
 use test_support::{Metrics, QueueCounts, eventually};
 
-const QUEUES: [&str; 3] = [
-    "payment_service_queue",
-    "email_service_queue",
-    "order_service_queue",
-];
+use contract::names::{EMAIL_QUEUE, ORDER_QUEUE, PAYMENT_QUEUE, WORK_QUEUES as QUEUES};
 
 #[tokio::test]
 async fn a_checkout_moves_the_counters_of_every_service() {
@@ -102,7 +98,7 @@ async fn a_checkout_moves_the_counters_of_every_service() {
     );
     assert_moved(&before, &order, "orders_created_total", &[], 2.0);
     assert_outbox(&before, &order, "order-service", 2.0);
-    assert_queue_counted(&order, &queue("order_service_queue"), 2.0);
+    assert_queue_counted(&order, &queue(ORDER_QUEUE), 2.0);
     assert_moved(
         &before,
         &order,
@@ -120,14 +116,14 @@ async fn a_checkout_moves_the_counters_of_every_service() {
 
     // payment-service: its queue, the payments by outcome, its outbox.
     let payment = pipeline.metrics(&pipeline.payment_service).await;
-    assert_queue_counted(&payment, &queue("payment_service_queue"), 2.0);
+    assert_queue_counted(&payment, &queue(PAYMENT_QUEUE), 2.0);
     assert_moved(&before, &payment, "payments_total", &completed, 1.0);
     assert_moved(&before, &payment, "payments_total", &declined, 1.0);
     assert_outbox(&before, &payment, "payment-service", 2.0);
 
     // email-service: its queue and the emails sent, by kind.
     let email = pipeline.metrics(&pipeline.email_service).await;
-    assert_queue_counted(&email, &queue("email_service_queue"), 2.0);
+    assert_queue_counted(&email, &queue(EMAIL_QUEUE), 2.0);
     assert_moved(&before, &email, "emails_total", &confirmation_sent, 1.0);
     assert_moved(&before, &email, "emails_total", &failure_sent, 1.0);
     assert!(email.has("email_send_duration_seconds_count", &[("status", "sent")]));

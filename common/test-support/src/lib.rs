@@ -5,6 +5,7 @@
 //! test, a unique prefix for every exchange and queue, and bounded polling
 //! instead of sleeps.
 
+pub mod fixtures;
 mod logs;
 mod metrics;
 mod process;
@@ -223,30 +224,6 @@ pub async fn wait_for_consumers(conn: &Connection, queue: &str, count: u32) {
         (consumer_count(conn, queue).await >= count).then_some(())
     })
     .await;
-}
-
-/// An `order.order.created` event for a fresh order of one Gaming Laptop line
-/// (1299.99), from `email`.
-pub fn order_created(email: &str) -> contract::events::OrderCreated {
-    use contract::events::{Event, OrderCreated, OrderCreatedItem};
-    let price = rust_decimal::Decimal::new(129_999, 2);
-    OrderCreated {
-        event_type: OrderCreated::EVENT_TYPE.into(),
-        event_id: Uuid::new_v4(),
-        timestamp: chrono::Utc::now(),
-        schema_version: contract::events::SCHEMA_VERSION,
-        order_id: Uuid::new_v4(),
-        user_id: 1,
-        user_email: email.into(),
-        total_amount: price,
-        currency: "USD".into(),
-        items: vec![OrderCreatedItem {
-            product_id: 1,
-            name: "Gaming Laptop".into(),
-            quantity: 1,
-            price,
-        }],
-    }
 }
 
 /// Takes one message off `queue` (acked), if any.

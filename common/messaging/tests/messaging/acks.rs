@@ -99,7 +99,7 @@ impl Fixture {
     async fn publish(&self, orders: &[Uuid]) {
         let exchange = Topology::new(&self.settings).exchange();
         for order in orders {
-            let mut event = test_support::order_created("acks@example.com");
+            let mut event = test_support::fixtures::order_created("acks@example.com");
             event.order_id = *order;
             let body = serde_json::to_vec(&event).unwrap();
             let id = event.event_id.to_string();

@@ -59,17 +59,17 @@ async fn outbox_rows_for(pool: &PgPool, order_id: Uuid) -> i64 {
 #[tokio::test]
 async fn one_statement_answers_each_payment_as_if_it_ran_alone() {
     let pool = pool().await;
-    let seen = test_support::order_created("seen@example.com");
+    let seen = test_support::fixtures::order_created("seen@example.com");
     let recorded = db::record_payments(&pool, CONSUMER, &[write_for(&seen)])
         .await
         .unwrap();
     assert_eq!(recorded, [Recorded::Stored]);
 
-    let order = test_support::order_created("a@example.com");
+    let order = test_support::fixtures::order_created("a@example.com");
     // The same order under another event id, in the same statement.
     let mut same_order = order.clone();
     same_order.event_id = Uuid::new_v4();
-    let other = test_support::order_created("b@example.com");
+    let other = test_support::fixtures::order_created("b@example.com");
     let writes = [
         write_for(&order),
         write_for(&same_order),

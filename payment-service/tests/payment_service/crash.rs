@@ -3,11 +3,9 @@
 //! broker is unreachable: the real binary, misbehaving at a fail point or
 //! facing a dependency that is not there.
 
-mod support;
-
 use std::time::Duration;
 
-use support::{Scenario, count_payments, fail_point, processed};
+use crate::support::{Scenario, count_payments, fail_point, processed};
 use test_support::{self, eventually};
 
 /// Restarts the service without a fail point until the redelivered message is
@@ -32,7 +30,7 @@ async fn recover(scenario: &Scenario) {
 #[tokio::test]
 async fn a_payment_service_killed_after_its_commit_and_before_its_ack_never_charges_twice() {
     let scenario = Scenario::new().await;
-    let order = test_support::order_created("test@example.com");
+    let order = test_support::fixtures::order_created("test@example.com");
     scenario.publish(&order).await;
 
     let mut crashing = scenario.start(
@@ -71,7 +69,7 @@ async fn a_payment_service_killed_after_its_commit_and_before_its_ack_never_char
 #[tokio::test]
 async fn a_payment_service_killed_before_handling_a_message_processes_it_after_restart() {
     let scenario = Scenario::new().await;
-    let order = test_support::order_created("test@example.com");
+    let order = test_support::fixtures::order_created("test@example.com");
     scenario.publish(&order).await;
 
     let mut crashing = scenario.start(
@@ -99,7 +97,7 @@ async fn a_consumer_channel_closed_by_the_broker_is_rebuilt_and_the_service_keep
     // up, and the delivery in hand can no longer be acked there.
     let mut service = scenario.start(port, &[fail_point("consumer-unknown-ack")]);
     scenario
-        .publish(&test_support::order_created("test@example.com"))
+        .publish(&test_support::fixtures::order_created("test@example.com"))
         .await;
 
     eventually(Duration::from_secs(30), "the channel rebuilt", || async {
@@ -110,7 +108,7 @@ async fn a_consumer_channel_closed_by_the_broker_is_rebuilt_and_the_service_keep
     })
     .await;
     scenario
-        .publish(&test_support::order_created("test@example.com"))
+        .publish(&test_support::fixtures::order_created("test@example.com"))
         .await;
 
     let pool = scenario.pool().await;

@@ -2,17 +2,11 @@
 //! against the real PostgreSQL and RabbitMQ (a fresh database and a unique
 //! queue prefix per test), events to publish, and a scripted SMTP server for
 //! the upstream's failures.
-//!
-//! Each test binary uses part of it.
-#![allow(dead_code)]
 
-pub mod fake_smtp;
+use std::time::Duration;
 
-use std::{str::FromStr, time::Duration};
-
-use chrono::Utc;
 use contract::{
-    events::{Event, OrderCreatedItem, PaymentProcessed, PaymentStatus},
+    events::{Event, PaymentProcessed},
     names::EMAIL_QUEUE,
 };
 use email_service::{
@@ -22,7 +16,6 @@ use email_service::{
 };
 use lapin::Connection;
 use messaging::{AmqpSettings, headers, topology::Topology};
-use rust_decimal::Decimal;
 use sqlx::PgPool;
 use test_support::{self, BrokerCleanup, eventually};
 use tokio_util::sync::CancellationToken;
@@ -227,52 +220,6 @@ async fn start(settings: &Settings) -> (Replica, PgPool, u16) {
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
     (Replica { shutdown, task }, pool, port)
-}
-
-/// A completed payment of one Gaming Laptop and two mice.
-pub fn completed(email: &str) -> PaymentProcessed {
-    PaymentProcessed {
-        event_type: PaymentProcessed::EVENT_TYPE.into(),
-        event_id: Uuid::new_v4(),
-        timestamp: Utc::now(),
-        schema_version: 1,
-        payment_id: Uuid::new_v4(),
-        order_id: Uuid::new_v4(),
-        user_id: 1,
-        user_email: email.into(),
-        amount: Decimal::from_str("1359.97").unwrap(),
-        currency: "USD".into(),
-        status: PaymentStatus::Completed,
-        transaction_id: Some(format!(
-            "TXN-{}",
-            &Uuid::new_v4().simple().to_string().to_uppercase()[..12]
-        )),
-        failure_reason: None,
-        items: vec![
-            OrderCreatedItem {
-                product_id: 1,
-                name: "Gaming Laptop".into(),
-                quantity: 1,
-                price: Decimal::from_str("1299.99").unwrap(),
-            },
-            OrderCreatedItem {
-                product_id: 2,
-                name: "Wireless Mouse".into(),
-                quantity: 2,
-                price: Decimal::from_str("29.99").unwrap(),
-            },
-        ],
-    }
-}
-
-/// A declined payment.
-pub fn failed(email: &str, reason: &str) -> PaymentProcessed {
-    PaymentProcessed {
-        status: PaymentStatus::Failed,
-        transaction_id: None,
-        failure_reason: Some(reason.into()),
-        ..completed(email)
-    }
 }
 
 /// A header of a received email; mailcrab keeps raw values (leading space,

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use contract::events::PaymentStatus;
+use contract::{events::PaymentStatus, names::ORDER_QUEUE};
 use order_service::db;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
@@ -185,7 +185,7 @@ async fn a_payment_result_settles_the_order_once() {
     )
     .await;
     // Consumers run concurrently: wait until the queue is drained before asserting.
-    let queue = format!("{}order_service_queue", app.amqp.prefix);
+    let queue = format!("{}{ORDER_QUEUE}", app.amqp.prefix);
     eventually(Duration::from_secs(10), "the queue drained", || async {
         (test_support::queue_depth(&app.conn, &queue).await == 0).then_some(())
     })
@@ -198,7 +198,10 @@ async fn a_payment_result_settles_the_order_once() {
         .unwrap();
     assert_eq!(order["status"], "paid");
     assert_eq!(order["payment"]["status"], "completed");
-    assert_eq!(order["payment"]["transaction_id"], "TXN-0123456789AB");
+    assert_eq!(
+        order["payment"]["transaction_id"],
+        completed.transaction_id.unwrap()
+    );
     assert_eq!(order["payment"]["amount"], "1299.99");
     let declined: Value = app
         .get(&format!("/orders/{declined_id}"))
@@ -218,7 +221,7 @@ async fn a_payment_for_an_unknown_order_is_parked() {
 
     app.publish_payment(&stray).await;
 
-    let dlq = format!("{}order_service_queue.dlq", app.amqp.prefix);
+    let dlq = format!("{}{ORDER_QUEUE}.dlq", app.amqp.prefix);
     let parked = test_support::take_messages(&app.conn, &dlq, 1, Duration::from_secs(10)).await;
     let reason =
         messaging::headers::get_str(&parked[0].delivery.properties, "x-park-reason").unwrap();

@@ -10,15 +10,13 @@
 //!   drain times, the speed-up and the work split. Run it with
 //!   `scripts/scaling.sh` (README, "Scaling").
 
-mod support;
-
 use std::{
     collections::HashSet,
     time::{Duration, Instant},
 };
 
+use crate::support::{Scenario, count_payments, scrape, wait_for_consumers};
 use contract::names::PAYMENT_QUEUE;
-use support::{Scenario, count_payments, scrape, wait_for_consumers};
 use test_support::{self, ServiceProcess, eventually};
 
 /// One payment-service process and the port its `/metrics` is on.
@@ -73,7 +71,7 @@ impl Replica {
 
 fn orders(count: usize) -> Vec<contract::events::OrderCreated> {
     (0..count)
-        .map(|_| test_support::order_created("test@example.com"))
+        .map(|_| test_support::fixtures::order_created("test@example.com"))
         .collect()
 }
 
@@ -122,7 +120,7 @@ async fn three_replicas_split_a_burst_and_sigterm_mid_burst_loses_and_duplicates
     .await;
     let outcomes = test_support::take_messages(
         &scenario.conn,
-        "email_service_queue",
+        contract::names::EMAIL_QUEUE,
         ORDERS,
         Duration::from_secs(30),
     )

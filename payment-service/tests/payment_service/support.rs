@@ -3,7 +3,6 @@
 //! process started in it.
 
 // Each test file uses a different part of this module.
-#![allow(dead_code)]
 
 use std::time::Duration;
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use chrono::{SubsecRound, Utc};
 use contract::{
-    events::{Event, OrderCreated, PaymentProcessed, PaymentStatus},
+    events::{Event, OrderCreated, PaymentProcessed},
     names::{ORDER_QUEUE, PAYMENT_QUEUE},
 };
 use lapin::Connection;
@@ -143,24 +143,7 @@ pub fn seed_checkout() -> Value {
            "items": [{"product_id": 1, "quantity": 1, "price": "1299.99"}]})
 }
 
-pub fn payment_for(order_id: Uuid, status: PaymentStatus) -> PaymentProcessed {
-    PaymentProcessed {
-        event_type: PaymentProcessed::EVENT_TYPE.into(),
-        event_id: Uuid::new_v4(),
-        timestamp: Utc::now(),
-        schema_version: 1,
-        payment_id: Uuid::new_v4(),
-        order_id,
-        user_id: 1,
-        user_email: "test@example.com".into(),
-        amount: "1299.99".parse().unwrap(),
-        currency: "USD".into(),
-        status,
-        transaction_id: (status == PaymentStatus::Completed).then(|| "TXN-0123456789AB".into()),
-        failure_reason: (status == PaymentStatus::Failed).then(|| "card_declined".into()),
-        items: vec![],
-    }
-}
+pub use test_support::fixtures::payment_for;
 
 /// The `n`th of some distinct two-line orders with their outbox rows, as
 /// the checkout handler writes them (products 1 and 2 of the catalog).

@@ -48,7 +48,7 @@ async fn a_database_outage_longer_than_the_retry_schedule_parks_nothing() {
 
     proxy.cut();
     let orders: Vec<OrderCreated> = (0..5)
-        .map(|_| test_support::order_created("test@example.com"))
+        .map(|_| test_support::fixtures::order_created("test@example.com"))
         .collect();
     for order in &orders {
         let body = serde_json::to_vec(order).unwrap();

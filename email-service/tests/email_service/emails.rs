@@ -2,14 +2,13 @@
 //! (mailcrab in-process): what the customer receives, and that it is received
 //! once.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{TestApp, header};
 use contract::events::PaymentProcessed;
 use email_service::db;
-use support::{TestApp, completed, failed, header};
 use test_support::SmtpSink;
+use test_support::fixtures::{payment_completed, payment_declined};
 use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -18,7 +17,7 @@ const WAIT: Duration = Duration::from_secs(15);
 async fn a_completed_payment_sends_one_confirmation_email_with_items_total_and_transaction_id() {
     let mut sink = SmtpSink::start().await;
     let app = TestApp::spawn(sink.port).await;
-    let event = completed("test@example.com");
+    let event = payment_completed("test@example.com");
     let transaction_id = event.transaction_id.clone().unwrap();
 
     app.publish(&event).await;
@@ -78,7 +77,7 @@ async fn a_completed_payment_sends_one_confirmation_email_with_items_total_and_t
 async fn a_failed_payment_sends_a_payment_failed_email_with_the_reason() {
     let mut sink = SmtpSink::start().await;
     let app = TestApp::spawn(sink.port).await;
-    let event = failed("buyer+decline@example.com", "card_declined");
+    let event = payment_declined("buyer+decline@example.com", "card_declined");
 
     app.publish(&event).await;
 
@@ -115,13 +114,13 @@ async fn a_failed_payment_sends_a_payment_failed_email_with_the_reason() {
 async fn the_same_payment_event_delivered_twice_or_republished_sends_exactly_one_email() {
     let mut sink = SmtpSink::start().await;
     let app = TestApp::spawn(sink.port).await;
-    let event = completed("test@example.com");
+    let event = payment_completed("test@example.com");
     // The same order under a new event id: the payment event published twice (W3).
     let republished = PaymentProcessed {
         event_id: Uuid::new_v4(),
         ..event.clone()
     };
-    let marker = completed("marker@example.com");
+    let marker = payment_completed("marker@example.com");
 
     app.publish(&event).await;
     app.publish(&event).await;
@@ -152,7 +151,7 @@ async fn two_replicas_receiving_copies_of_one_event_at_once_send_exactly_one_ema
     let mut sink = SmtpSink::start().await;
     let mut app = TestApp::spawn(sink.port).await;
     app.add_replica().await;
-    let event = completed("test@example.com");
+    let event = payment_completed("test@example.com");
 
     for i in 0..10 {
         let copy = if i % 2 == 0 {
@@ -184,7 +183,7 @@ async fn an_email_claimed_by_a_delivery_that_died_is_sent_once_its_lease_has_run
     // another 1.5 s (as db::claim leaves it, before the SMTP conversation).
     let mut sink = SmtpSink::start().await;
     let app = TestApp::spawn(sink.port).await;
-    let event = completed("test@example.com");
+    let event = payment_completed("test@example.com");
     let lease_end: chrono::DateTime<chrono::Utc> = sqlx::query_scalar(
         "INSERT INTO email_log (order_id, event_id, recipient, kind, status, message_id, claimed_until) \
          VALUES ($1, $2, 'test@example.com', 'confirmation', 'sending', 'x', now() + interval '1.5 seconds') \
@@ -224,11 +223,11 @@ async fn malformed_messages_and_bad_addresses_are_parked_at_once_and_the_next_go
 {
     let mut sink = SmtpSink::start().await;
     let app = TestApp::spawn(sink.port).await;
-    let mut wrong_schema = serde_json::to_value(completed("a@example.com")).unwrap();
+    let mut wrong_schema = serde_json::to_value(payment_completed("a@example.com")).unwrap();
     wrong_schema["schema_version"] = 99.into();
     // Header injection attempt that bypassed the gateway (B6/S6): never reaches lettre's builder.
-    let injected = completed("a@example.com\r\nBcc: x@evil.example");
-    let good = completed("good@example.com");
+    let injected = payment_completed("a@example.com\r\nBcc: x@evil.example");
+    let good = payment_completed("good@example.com");
 
     app.publish_raw(b"{not json", "poison-1").await;
     app.publish_raw(&serde_json::to_vec(&wrong_schema).unwrap(), "poison-2")

@@ -6,7 +6,10 @@
 
 use std::time::Duration;
 
-use contract::events::{Event, OrderCreated};
+use contract::{
+    events::{Event, OrderCreated},
+    names::PAYMENT_QUEUE,
+};
 use messaging::{outbox, topology::Topology};
 use test_support::{self, eventually};
 
@@ -16,7 +19,7 @@ use crate::helpers::{TestApp, seed_checkout};
 async fn an_unroutable_event_stays_in_the_outbox_until_it_can_be_delivered() {
     let app = TestApp::spawn().await;
     let topology = Topology::new(&app.amqp);
-    let queue = format!("{}payment_service_queue", app.amqp.prefix);
+    let queue = format!("{}{PAYMENT_QUEUE}", app.amqp.prefix);
     let channel = app.conn.create_channel().await.unwrap();
     channel
         .queue_unbind(

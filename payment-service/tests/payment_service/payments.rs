@@ -156,7 +156,7 @@ impl TestApp {
 #[tokio::test]
 async fn an_order_is_charged_once_and_its_outcome_published() {
     let app = TestApp::spawn().await;
-    let order = test_support::order_created("test@example.com");
+    let order = test_support::fixtures::order_created("test@example.com");
 
     app.publish(&order).await;
 
@@ -179,7 +179,7 @@ async fn an_order_is_charged_once_and_its_outcome_published() {
 #[tokio::test]
 async fn a_redelivered_order_created_event_creates_no_second_payment() {
     let app = TestApp::spawn().await;
-    let order = test_support::order_created("test@example.com");
+    let order = test_support::fixtures::order_created("test@example.com");
 
     app.publish(&order).await;
     app.publish(&order).await;
@@ -188,7 +188,7 @@ async fn a_redelivered_order_created_event_creates_no_second_payment() {
     same_order.event_id = Uuid::new_v4();
     app.publish(&same_order).await;
     // A marker published last: once it is paid, the duplicates were consumed.
-    let marker = test_support::order_created("marker@example.com");
+    let marker = test_support::fixtures::order_created("marker@example.com");
     app.publish(&marker).await;
 
     let events = app.payment_events(2).await;
@@ -208,7 +208,7 @@ async fn a_redelivered_order_created_event_creates_no_second_payment() {
 #[tokio::test]
 async fn a_declined_card_stores_a_failed_payment_and_publishes_the_failure() {
     let app = TestApp::spawn().await;
-    let order = test_support::order_created("buyer+decline@example.com");
+    let order = test_support::fixtures::order_created("buyer+decline@example.com");
 
     app.publish(&order).await;
 
@@ -227,7 +227,7 @@ async fn a_declined_card_stores_a_failed_payment_and_publishes_the_failure() {
 #[tokio::test]
 async fn a_flaky_provider_is_retried_with_backoff_until_it_succeeds() {
     let app = TestApp::spawn().await;
-    let order = test_support::order_created("buyer+flaky@example.com");
+    let order = test_support::fixtures::order_created("buyer+flaky@example.com");
 
     app.publish(&order).await;
 
@@ -266,12 +266,12 @@ async fn a_flaky_provider_is_retried_with_backoff_until_it_succeeds() {
 async fn malformed_and_wrong_schema_messages_are_parked_at_once_and_others_keep_flowing() {
     let app = TestApp::spawn().await;
     let mut wrong_schema =
-        serde_json::to_value(test_support::order_created("a@example.com")).unwrap();
+        serde_json::to_value(test_support::fixtures::order_created("a@example.com")).unwrap();
     wrong_schema["schema_version"] = 99.into();
     let mut missing_order_id =
-        serde_json::to_value(test_support::order_created("a@example.com")).unwrap();
+        serde_json::to_value(test_support::fixtures::order_created("a@example.com")).unwrap();
     missing_order_id.as_object_mut().unwrap().remove("order_id");
-    let good = test_support::order_created("good@example.com");
+    let good = test_support::fixtures::order_created("good@example.com");
 
     app.publish_raw(b"{not json", "poison-1").await;
     app.publish_raw(&serde_json::to_vec(&wrong_schema).unwrap(), "poison-2")
@@ -388,7 +388,7 @@ async fn the_trace_goes_on_through_retries_into_the_outbox_and_the_published_out
     let sent_parsed = TraceParent::parse(sent).unwrap();
     // Fails twice transiently: the third delivery, from the second retry
     // queue, is the one that pays and publishes.
-    let order = test_support::order_created("buyer+flaky@example.com");
+    let order = test_support::fixtures::order_created("buyer+flaky@example.com");
     publish_traced(
         &app,
         &serde_json::to_vec(&order).unwrap(),

@@ -2,15 +2,14 @@
 //! (faults S1–S4 in `docs/guarantees.md`): retried when it may work later, parked at once
 //! when it never will, never acked away and never sent twice.
 
-mod support;
-
 use std::time::Duration;
 
-use email_service::smtp::{Mailer, SendError};
-use support::{
-    TestApp, completed,
+use crate::{
     fake_smtp::{FakeSmtp, Quirks},
+    support::TestApp,
 };
+use email_service::smtp::{Mailer, SendError};
+use test_support::fixtures::payment_completed;
 use test_support::{self, SmtpSink};
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -19,7 +18,7 @@ const WAIT: Duration = Duration::from_secs(15);
 async fn an_smtp_outage_is_retried_until_the_server_is_back_and_then_one_email_is_sent() {
     // Nothing listens on the port yet: connections are refused (S1).
     let port = test_support::free_port();
-    let mut settings = support::settings(port);
+    let mut settings = crate::support::settings(port);
     // Slow enough tiers that the outage ends before the retries run out.
     settings.amqp.retry_delays = vec![
         Duration::from_millis(300),
@@ -27,7 +26,7 @@ async fn an_smtp_outage_is_retried_until_the_server_is_back_and_then_one_email_i
         Duration::from_secs(5),
     ];
     let app = TestApp::spawn_with(settings).await;
-    let event = completed("test@example.com");
+    let event = payment_completed("test@example.com");
 
     app.publish(&event).await;
     let row = app
@@ -62,7 +61,7 @@ async fn an_smtp_outage_is_retried_until_the_server_is_back_and_then_one_email_i
 async fn a_permanent_smtp_refusal_is_parked_at_once_and_marked_failed() {
     let smtp = FakeSmtp::start(|_| "550 5.1.1 mailbox unavailable").await;
     let app = TestApp::spawn(smtp.port).await;
-    let event = completed("gone@example.com");
+    let event = payment_completed("gone@example.com");
 
     app.publish(&event).await;
 
@@ -101,7 +100,7 @@ async fn a_temporary_smtp_refusal_is_retried_until_the_server_accepts() {
     })
     .await;
     let app = TestApp::spawn(smtp.port).await;
-    let event = completed("test@example.com");
+    let event = payment_completed("test@example.com");
 
     app.publish(&event).await;
 
@@ -125,10 +124,10 @@ async fn a_temporary_smtp_refusal_is_retried_until_the_server_accepts() {
 async fn an_smtp_server_that_never_answers_times_out_and_is_retried() {
     // Accepts TCP and stays silent (S4): the command timeout frees the delivery.
     let smtp = FakeSmtp::silent().await;
-    let mut settings = support::settings(smtp.port);
+    let mut settings = crate::support::settings(smtp.port);
     settings.smtp.timeout = Duration::from_millis(300);
     let app = TestApp::spawn_with(settings).await;
-    let event = completed("test@example.com");
+    let event = payment_completed("test@example.com");
 
     app.publish(&event).await;
 
@@ -167,7 +166,7 @@ fn mail(n: u32) -> lettre::Message {
 #[tokio::test]
 async fn consecutive_emails_share_one_smtp_connection() {
     let smtp = FakeSmtp::start(|_| "250 2.1.5 ok").await;
-    let mailer = Mailer::new(&support::smtp_settings(smtp.port)).unwrap();
+    let mailer = Mailer::new(&crate::support::smtp_settings(smtp.port)).unwrap();
 
     for n in 0..3 {
         mailer.send(&mail(n)).await.unwrap();
@@ -190,7 +189,7 @@ async fn a_send_cut_off_by_its_timeout_never_lends_its_connection_to_the_next_em
         },
     )
     .await;
-    let mut settings = support::smtp_settings(smtp.port);
+    let mut settings = crate::support::smtp_settings(smtp.port);
     settings.timeout = Duration::from_millis(200);
     let mailer = Mailer::new(&settings).unwrap();
 
@@ -224,7 +223,7 @@ async fn an_idle_connection_the_server_closed_is_replaced_without_failing_the_em
         },
     )
     .await;
-    let mailer = Mailer::new(&support::smtp_settings(smtp.port)).unwrap();
+    let mailer = Mailer::new(&crate::support::smtp_settings(smtp.port)).unwrap();
 
     for n in 0..3 {
         mailer.send(&mail(n)).await.unwrap();

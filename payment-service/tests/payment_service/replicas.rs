@@ -77,7 +77,7 @@ async fn a_replica_stopped_mid_burst_loses_and_duplicates_nothing() {
     .await;
 
     for _ in 0..ORDERS {
-        let order = test_support::order_created("test@example.com");
+        let order = test_support::fixtures::order_created("test@example.com");
         let body = serde_json::to_vec(&order).unwrap();
         test_support::publish_raw(
             &conn,
@@ -177,7 +177,7 @@ async fn a_consumer_whose_queue_is_deleted_resubscribes_and_keeps_working() {
         || async { (test_support::consumer_count(&conn, &work_queue).await == 1).then_some(()) },
     )
     .await;
-    let order = test_support::order_created("test@example.com");
+    let order = test_support::fixtures::order_created("test@example.com");
     let body = serde_json::to_vec(&order).unwrap();
     test_support::publish_raw(
         &conn,

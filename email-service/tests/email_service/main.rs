@@ -1,0 +1,8 @@
+//! email-service's integration tests (one test binary), against the real
+//! PostgreSQL and RabbitMQ and an in-process SMTP server.
+
+mod batched_statements;
+mod emails;
+mod fake_smtp;
+mod smtp_failures;
+mod support;

@@ -1,5 +1,0 @@
-mod catalog;
-mod database_outage;
-mod helpers;
-mod orders;
-mod relay;

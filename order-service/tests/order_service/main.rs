@@ -1,0 +1,11 @@
+//! order-service's integration tests (one test binary): in process against
+//! the real PostgreSQL and RabbitMQ, and the real binary for crashes and
+//! trace propagation.
+
+mod catalog;
+mod crash;
+mod database_outage;
+mod helpers;
+mod orders;
+mod relay;
+mod trace;

@@ -1,0 +1,11 @@
+//! payment-service's integration tests (one test binary): in process
+//! against the real PostgreSQL and RabbitMQ, and the real binary for crashes
+//! and scaling.
+
+mod batched_statements;
+mod crash;
+mod database_outage;
+mod payments;
+mod replicas;
+mod scaling;
+mod support;
