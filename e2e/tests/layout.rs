@@ -68,13 +68,13 @@ fn service_binaries_are_built_without_fail_points() {
     ] {
         let built = tree(package, "normal,features").join("\n");
         assert!(
-            !built.contains("runtime feature \"fail-points\""),
+            !built.contains("runtime feature \"test-hooks\""),
             "{package} is built with fail points"
         );
     }
     // The check can fail: the tests' builds have them.
     let tested = tree("order-service", "normal,dev,features").join("\n");
-    assert!(tested.contains("runtime feature \"fail-points\""));
+    assert!(tested.contains("runtime feature \"test-hooks\""));
     // And the image builds the binaries with their default features only.
     let dockerfile = std::fs::read_to_string(root().join("Dockerfile")).unwrap();
     assert!(

@@ -199,10 +199,3 @@ pub async fn find_email(pool: &PgPool, order_id: Uuid) -> sqlx::Result<Option<Em
         .fetch_optional(pool)
         .await
 }
-
-/// How many emails were recorded (tests and audits).
-pub async fn count_emails(pool: &PgPool) -> sqlx::Result<i64> {
-    sqlx::query_scalar("SELECT count(*) FROM email_log")
-        .fetch_one(pool)
-        .await
-}

@@ -186,10 +186,3 @@ pub async fn find_payment(pool: &PgPool, order_id: Uuid) -> sqlx::Result<Option<
         .fetch_optional(pool)
         .await
 }
-
-/// How many payments exist (tests and audits).
-pub async fn count_payments(pool: &PgPool) -> sqlx::Result<i64> {
-    sqlx::query_scalar("SELECT count(*) FROM payments")
-        .fetch_one(pool)
-        .await
-}

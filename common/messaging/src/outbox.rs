@@ -320,10 +320,3 @@ async fn record_failures(
     .await?;
     Ok(())
 }
-
-/// Rows not yet published (for readiness reports and tests).
-pub async fn pending_count(pool: &PgPool) -> sqlx::Result<i64> {
-    sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-        .fetch_one(pool)
-        .await
-}

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use lapin::{
     Channel, ExchangeKind,
-    options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions},
+    options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions},
     types::{AMQPValue, FieldTable},
 };
 
@@ -201,32 +201,6 @@ impl Topology {
                 routing_key: queue.name.clone(),
             },
         ]
-    }
-
-    /// Deletes `queue`, its retry tiers, its dead-letter queue and (when
-    /// `with_exchanges`) the exchanges: test clean-up.
-    pub async fn delete(
-        &self,
-        channel: &Channel,
-        queue: &QueueSpec,
-        with_exchanges: bool,
-    ) -> lapin::Result<()> {
-        let names = std::iter::once(&queue.name)
-            .chain(std::iter::once(&queue.dead_letter_queue))
-            .chain(queue.retry_queues.iter().map(|(n, _)| n));
-        for name in names {
-            channel
-                .queue_delete(name.as_str().into(), QueueDeleteOptions::default())
-                .await?;
-        }
-        if with_exchanges {
-            for exchange in [self.exchange(), self.dead_letter_exchange()] {
-                channel
-                    .exchange_delete(exchange.into(), Default::default())
-                    .await?;
-            }
-        }
-        Ok(())
     }
 }
 

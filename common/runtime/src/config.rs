@@ -22,6 +22,7 @@ impl ConfigError {
 
 /// The variable's value, or `None` when unset or empty.
 pub fn var(name: &str) -> Result<Option<String>, ConfigError> {
+    #[cfg(feature = "test-hooks")]
     record(name);
     match std::env::var(name) {
         Ok(v) if v.trim().is_empty() => Ok(None),
@@ -31,9 +32,11 @@ pub fn var(name: &str) -> Result<Option<String>, ConfigError> {
     }
 }
 
+#[cfg(feature = "test-hooks")]
 static READ: std::sync::Mutex<std::collections::BTreeSet<String>> =
     std::sync::Mutex::new(std::collections::BTreeSet::new());
 
+#[cfg(feature = "test-hooks")]
 fn record(name: &str) {
     if let Ok(mut read) = READ.lock() {
         read.insert(name.to_owned());
@@ -43,6 +46,8 @@ fn record(name: &str) {
 /// Every variable this process has looked up through this module, set or
 /// not: what a service's configuration reads, measured rather than listed
 /// (e2e/tests/compose_config.rs checks docker-compose.yml against it).
+/// Test builds only (feature `test-hooks`).
+#[cfg(feature = "test-hooks")]
 pub fn variables_read() -> std::collections::BTreeSet<String> {
     READ.lock().map(|read| read.clone()).unwrap_or_default()
 }

@@ -4,7 +4,7 @@
 //! after a publisher confirm but before the outbox row is marked), which a
 //! `kill -9` from outside could only hit by luck.
 //!
-//! Only builds with the `fail-points` feature read `FAIL_POINT`: the test
+//! Only builds with the `test-hooks` feature read `FAIL_POINT`: the test
 //! builds (`test-support`, a dev-dependency, turns it on). A release build ignores
 //! it, so no environment variable can make a production process abort.
 //!
@@ -26,7 +26,7 @@ static FIRED: AtomicBool = AtomicBool::new(false);
 fn armed() -> Option<&'static str> {
     ARMED
         .get_or_init(|| {
-            if cfg!(feature = "fail-points") {
+            if cfg!(feature = "test-hooks") {
                 std::env::var("FAIL_POINT").ok().filter(|v| !v.is_empty())
             } else {
                 None

@@ -128,9 +128,8 @@ impl Drop for BrokerCleanup {
                 let topology = Topology::new(&settings);
                 for (i, queue) in queues.iter().enumerate() {
                     let channel = conn.create_channel().await.ok()?;
-                    let _ = topology
-                        .delete(&channel, queue, i + 1 == queues.len())
-                        .await;
+                    let _ =
+                        delete_topology(&channel, &topology, queue, i + 1 == queues.len()).await;
                 }
                 let _ = conn.close(200, "test cleanup".into()).await;
                 Some(())
@@ -224,6 +223,46 @@ pub async fn wait_for_consumers(conn: &Connection, queue: &str, count: u32) {
         (consumer_count(conn, queue).await >= count).then_some(())
     })
     .await;
+}
+
+/// `SELECT count(*)` of `table`, a name the test writes.
+pub async fn count_rows(pool: &sqlx::PgPool, table: &str) -> sqlx::Result<i64> {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+        .fetch_one(pool)
+        .await
+}
+
+/// Outbox rows the relay has not published yet.
+pub async fn pending_outbox_rows(pool: &sqlx::PgPool) -> sqlx::Result<i64> {
+    sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+        .fetch_one(pool)
+        .await
+}
+
+/// Deletes `queue`, its retry tiers, its dead-letter queue and (when
+/// `with_exchanges`) the topology's exchanges.
+async fn delete_topology(
+    channel: &lapin::Channel,
+    topology: &Topology,
+    queue: &QueueSpec,
+    with_exchanges: bool,
+) -> lapin::Result<()> {
+    let names = std::iter::once(&queue.name)
+        .chain(std::iter::once(&queue.dead_letter_queue))
+        .chain(queue.retry_queues.iter().map(|(n, _)| n));
+    for name in names {
+        channel
+            .queue_delete(name.as_str().into(), Default::default())
+            .await?;
+    }
+    if with_exchanges {
+        for exchange in [topology.exchange(), topology.dead_letter_exchange()] {
+            channel
+                .exchange_delete(exchange.into(), Default::default())
+                .await?;
+        }
+    }
+    Ok(())
 }
 
 /// Takes one message off `queue` (acked), if any.

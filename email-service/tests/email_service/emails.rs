@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use crate::support::{TestApp, header};
 use contract::events::PaymentProcessed;
-use email_service::db;
 use test_support::SmtpSink;
 use test_support::fixtures::{payment_completed, payment_declined};
 use uuid::Uuid;
@@ -140,7 +139,12 @@ async fn the_same_payment_event_delivered_twice_or_republished_sends_exactly_one
         1,
         "{subjects:?}"
     );
-    assert_eq!(db::count_emails(&app.pool).await.unwrap(), 2);
+    assert_eq!(
+        test_support::count_rows(&app.pool, "email_log")
+            .await
+            .unwrap(),
+        2
+    );
     let row = app.email_log(event.order_id).await.unwrap();
     assert_eq!((row.status.as_str(), row.attempts), ("sent", 1));
     app.stop().await;

@@ -196,10 +196,3 @@ async fn find_order_lines(pool: &PgPool, order_id: Uuid) -> sqlx::Result<Vec<Ord
         )
         .collect())
 }
-
-/// Orders by status (tests and audits).
-pub async fn count_orders(pool: &PgPool) -> sqlx::Result<i64> {
-    sqlx::query_scalar("SELECT count(*) FROM orders")
-        .fetch_one(pool)
-        .await
-}

@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use contract::{events::PaymentStatus, names::ORDER_QUEUE};
-use order_service::db;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use test_support::{self, eventually};
@@ -42,7 +41,7 @@ async fn the_seed_checkout_is_priced_stored_and_announced() {
         Duration::from_secs(5),
         "the outbox row to be marked published",
         || async {
-            (messaging::outbox::pending_count(&app.pool).await.unwrap() == 0).then_some(())
+            (test_support::pending_outbox_rows(&app.pool).await.unwrap() == 0).then_some(())
         },
     )
     .await;
@@ -81,9 +80,12 @@ async fn a_tampered_price_is_refused_with_the_current_price_and_nothing_is_store
     let problem: Value = response.json().await.unwrap();
     assert_eq!(problem["current_prices"]["1"], "1299.99");
     assert_eq!(problem["errors"][0]["field"], "items[0].price");
-    assert_eq!(db::orders::count_orders(&app.pool).await.unwrap(), 0);
     assert_eq!(
-        messaging::outbox::pending_count(&app.pool).await.unwrap(),
+        test_support::count_rows(&app.pool, "orders").await.unwrap(),
+        0
+    );
+    assert_eq!(
+        test_support::pending_outbox_rows(&app.pool).await.unwrap(),
         0
     );
     app.stop().await;
@@ -114,7 +116,10 @@ async fn invalid_checkouts_are_refused_and_leave_nothing_behind() {
         .await
         .unwrap();
     assert_eq!(malformed.status(), 400);
-    assert_eq!(db::orders::count_orders(&app.pool).await.unwrap(), 0);
+    assert_eq!(
+        test_support::count_rows(&app.pool, "orders").await.unwrap(),
+        0
+    );
     app.stop().await;
 }
 

@@ -10,7 +10,7 @@ use contract::{
     events::{Event, OrderCreated},
     names::PAYMENT_QUEUE,
 };
-use messaging::{outbox, topology::Topology};
+use messaging::topology::Topology;
 use test_support::{self, eventually};
 
 use crate::helpers::{TestApp, seed_checkout};
@@ -45,7 +45,7 @@ async fn an_unroutable_event_stays_in_the_outbox_until_it_can_be_delivered() {
     )
     .await;
     assert_eq!(
-        outbox::pending_count(&app.pool).await.unwrap(),
+        test_support::pending_outbox_rows(&app.pool).await.unwrap(),
         1,
         "returned, so not marked published"
     );
@@ -78,7 +78,7 @@ async fn an_unroutable_event_stays_in_the_outbox_until_it_can_be_delivered() {
     eventually(
         Duration::from_secs(15),
         "the row published once routable",
-        || async { (outbox::pending_count(&app.pool).await.ok()? == 0).then_some(()) },
+        || async { (test_support::pending_outbox_rows(&app.pool).await.ok()? == 0).then_some(()) },
     )
     .await;
     let delivered = test_support::take_messages(&app.conn, &queue, 1, Duration::from_secs(5)).await;

@@ -86,7 +86,10 @@ async fn one_statement_answers_each_payment_as_if_it_ran_alone() {
             Recorded::Stored
         ]
     );
-    assert_eq!(db::count_payments(&pool).await.unwrap(), 3);
+    assert_eq!(
+        test_support::count_rows(&pool, "payments").await.unwrap(),
+        3
+    );
     for (order_id, events) in [(order.order_id, 1), (seen.order_id, 1), (other.order_id, 1)] {
         assert_eq!(
             outbox_rows_for(&pool, order_id).await,

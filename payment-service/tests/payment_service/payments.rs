@@ -196,7 +196,12 @@ async fn a_redelivered_order_created_event_creates_no_second_payment() {
         db::find_payment(&app.pool, marker.order_id).await.unwrap()
     })
     .await;
-    assert_eq!(db::count_payments(&app.pool).await.unwrap(), 2);
+    assert_eq!(
+        test_support::count_rows(&app.pool, "payments")
+            .await
+            .unwrap(),
+        2
+    );
     let for_order = events
         .iter()
         .filter(|e| e.order_id == order.order_id)
@@ -310,7 +315,12 @@ async fn malformed_and_wrong_schema_messages_are_parked_at_once_and_others_keep_
         parked.iter().all(|(_, _, retries)| *retries == 0),
         "parked at once, never retried"
     );
-    assert_eq!(db::count_payments(&app.pool).await.unwrap(), 1);
+    assert_eq!(
+        test_support::count_rows(&app.pool, "payments")
+            .await
+            .unwrap(),
+        1
+    );
     // Counted as dead-lettered (outcome "parked"), the good one as acked.
     app.wait_for_queue_counts(QueueCounts {
         consumed: 5.0,
