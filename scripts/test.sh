@@ -219,7 +219,7 @@ if ! cargo nextest --version >/dev/null 2>&1; then
     cargo install cargo-nextest --locked
 fi
 
-# Schemathesis fuzzes the API from its OpenAPI document (e2e/tests/schemathesis.rs).
+# Schemathesis fuzzes the API from its OpenAPI document (e2e/tests/e2e/schemathesis.rs).
 readonly SCHEMATHESIS_VERSION=4.32.5
 readonly SCHEMATHESIS_VENV=target/tools/schemathesis
 install_schemathesis() {

@@ -1,6 +1,6 @@
 //! The OpenAPI document and the docs page. That the document matches what
 //! the API really answers is checked by Schemathesis against the whole
-//! pipeline (`e2e/tests/schemathesis.rs`); these tests check it is served
+//! pipeline (`e2e/tests/e2e/schemathesis.rs`); these tests check it is served
 //! and states the contracts clients rely on.
 
 use reqwest::StatusCode;

@@ -146,7 +146,7 @@ fn configuration_of(binary: &str, env: &BTreeMap<String, String>) -> Value {
     let output = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "child_reads_a_services_configuration",
+            "compose_config::child_reads_a_services_configuration",
             "--nocapture",
         ])
         .env_clear()

@@ -1,0 +1,16 @@
+//! The whole pipeline in one process, against the real PostgreSQL, RabbitMQ
+//! and an in-process SMTP server: one module per scenario; and the
+//! repository's own checks (`repository`, `layout`). One test binary.
+
+mod broker_outage;
+mod broker_restart;
+mod checkout_flow;
+mod compose_config;
+mod idempotency;
+mod layout;
+mod least_privilege;
+mod metrics;
+mod repository;
+mod schemathesis;
+mod timeline;
+mod traces;
