@@ -3,6 +3,7 @@
 //! `main` builds it, on a fresh database each, one unique broker prefix, and a
 //! real SMTP server in-process.
 
+use runtime::service::Service as _;
 use std::{sync::Arc, time::Duration};
 
 use runtime::service::supervise;

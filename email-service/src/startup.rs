@@ -31,11 +31,25 @@ pub struct Application {
 }
 
 impl Application {
+    pub fn port(&self) -> u16 {
+        self.foundation.port()
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.foundation.pool
+    }
+}
+
+#[async_trait::async_trait]
+impl runtime::service::Service for Application {
+    type Settings = Settings;
+    const NAME: &'static str = SERVICE;
+
     /// Binds the port, builds the SMTP transport (it connects lazily, so a down
     /// SMTP server does not stop the start) and connects to PostgreSQL
     /// (created and migrated) and RabbitMQ, waiting for either if they are not
     /// up yet.
-    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+    async fn build(settings: Settings) -> anyhow::Result<Self> {
         let mailer = Mailer::new(&settings.smtp)?;
         let foundation = Foundation::connect(
             SERVICE,
@@ -52,16 +66,8 @@ impl Application {
         })
     }
 
-    pub fn port(&self) -> u16 {
-        self.foundation.port()
-    }
-
-    pub fn pool(&self) -> &PgPool {
-        &self.foundation.pool
-    }
-
     /// Runs until `shutdown`: drains in-flight emails, then stops.
-    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+    async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let Self {
             foundation:
                 Foundation {
@@ -103,23 +109,6 @@ impl Application {
         tasks.background("retention", move |stop| {
             messaging::timeline::run_retention(journal_pool, Duration::from_secs(3600), stop)
         });
-        tasks.background("broker-watchdog", broker.watch_task());
-        let result = tasks.run(shutdown).await;
-        broker.close().await;
-        result
-    }
-}
-
-#[async_trait::async_trait]
-impl runtime::service::Service for Application {
-    type Settings = Settings;
-    const NAME: &'static str = SERVICE;
-
-    async fn build(settings: Settings) -> anyhow::Result<Self> {
-        Application::build(settings).await
-    }
-
-    async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        Application::run_until_stopped(self, shutdown).await
+        broker.run(tasks, shutdown).await
     }
 }

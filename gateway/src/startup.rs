@@ -25,51 +25,9 @@ pub struct Application {
 }
 
 impl Application {
-    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        runtime::metrics::install();
-        let client =
-            OrderClient::new(&settings).context("cannot build the order-service client")?;
-        let timeline_peers =
-            TimelinePeers::new(&settings).context("cannot build the timeline client")?;
-        let listener = TcpListener::bind(settings.bind_addr)
-            .await
-            .with_context(|| format!("cannot listen on BIND_ADDR {}", settings.bind_addr))?;
-        let port = listener.local_addr()?.port();
-        tracing::info!(
-            addr = %listener.local_addr()?,
-            order_service = %settings.order_service_url,
-            rate_limit = ?settings.rate_limit,
-            "gateway listening"
-        );
-        Ok(Self {
-            listener,
-            router: router(
-                AppState {
-                    orders: client,
-                    timeline_peers,
-                },
-                settings.rate_limit,
-            ),
-            port,
-        })
-    }
-
     /// The port actually bound (useful when `BIND_ADDR` asked for port 0).
     pub fn port(&self) -> u16 {
         self.port
-    }
-
-    /// Serves HTTP until `shutdown` is cancelled, then drains in-flight
-    /// requests. An error means the server failed on its own.
-    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let Self {
-            listener, router, ..
-        } = self;
-        let mut tasks = Tasks::new();
-        tasks.intake("http", move |stop| {
-            runtime::http::serve(listener, router, stop)
-        });
-        tasks.run(shutdown).await
     }
 }
 
@@ -105,10 +63,44 @@ impl runtime::service::Service for Application {
     const NAME: &'static str = "gateway";
 
     async fn build(settings: Settings) -> anyhow::Result<Self> {
-        Application::build(settings).await
+        runtime::metrics::install();
+        let client =
+            OrderClient::new(&settings).context("cannot build the order-service client")?;
+        let timeline_peers =
+            TimelinePeers::new(&settings).context("cannot build the timeline client")?;
+        let listener = TcpListener::bind(settings.bind_addr)
+            .await
+            .with_context(|| format!("cannot listen on BIND_ADDR {}", settings.bind_addr))?;
+        let port = listener.local_addr()?.port();
+        tracing::info!(
+            addr = %listener.local_addr()?,
+            order_service = %settings.order_service_url,
+            rate_limit = ?settings.rate_limit,
+            "gateway listening"
+        );
+        Ok(Self {
+            listener,
+            router: router(
+                AppState {
+                    orders: client,
+                    timeline_peers,
+                },
+                settings.rate_limit,
+            ),
+            port,
+        })
     }
 
+    /// Serves HTTP until `shutdown` is cancelled, then drains in-flight
+    /// requests. An error means the server failed on its own.
     async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        Application::run_until_stopped(self, shutdown).await
+        let Self {
+            listener, router, ..
+        } = self;
+        let mut tasks = Tasks::new();
+        tasks.intake("http", move |stop| {
+            runtime::http::serve(listener, router, stop)
+        });
+        tasks.run(shutdown).await
     }
 }

@@ -18,7 +18,10 @@ use super::{
 };
 use contract::events::Event;
 
-use runtime::health::{Flag, FlagCheck, Readiness, StartupProgress};
+use runtime::{
+    health::{Flag, FlagCheck, Readiness, StartupProgress},
+    service::Tasks,
+};
 
 pub struct Broker {
     pub conn: Arc<Connection>,
@@ -113,6 +116,15 @@ impl Broker {
             );
         }
         readiness
+    }
+
+    /// Runs a service's `tasks` until `shutdown` with the connection's
+    /// watchdog beside them, then closes the connection.
+    pub async fn run(&self, mut tasks: Tasks, shutdown: CancellationToken) -> anyhow::Result<()> {
+        tasks.background("broker-watchdog", self.watch_task());
+        let result = tasks.run(shutdown).await;
+        self.close().await;
+        result
     }
 
     /// The watchdog task (see [`connection::watch`]), for `Tasks::background`.

@@ -3,6 +3,7 @@
 //! queue prefix per test), events to publish, and a scripted SMTP server for
 //! the upstream's failures.
 
+use runtime::service::Service as _;
 use std::time::Duration;
 
 use contract::{

@@ -1,6 +1,7 @@
 //! Test harness: the real gateway, a scriptable fake order-service that
 //! records every request it gets, and a client.
 
+use runtime::service::Service as _;
 use std::{
     net::SocketAddr,
     sync::{Arc, Mutex},

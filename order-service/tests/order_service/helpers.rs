@@ -1,6 +1,7 @@
 //! The test harness: order-service started as in production, on a fresh
 //! database and a unique queue prefix.
 
+use runtime::service::Service as _;
 use std::time::Duration;
 
 use chrono::{SubsecRound, Utc};

@@ -4,6 +4,7 @@
 //! order is paid once the database is back. The database is reached through
 //! a proxy the test cuts.
 
+use runtime::service::Service as _;
 use std::time::Duration;
 
 use contract::{

@@ -1,6 +1,7 @@
 //! payment-service against the real PostgreSQL and RabbitMQ: a fresh database
 //! and a unique queue prefix per test.
 
+use runtime::service::Service as _;
 use std::time::Duration;
 
 use contract::{

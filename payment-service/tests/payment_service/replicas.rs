@@ -2,6 +2,7 @@
 //! of a burst (faults M15 in `docs/guarantees.md`), and a consumer whose queue is deleted
 //! under it (M9).
 
+use runtime::service::Service as _;
 use std::time::Duration;
 
 use contract::{
