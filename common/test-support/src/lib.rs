@@ -282,6 +282,35 @@ pub async fn get_message(
     message
 }
 
+/// Takes `count` parked messages off dead-letter queue `dlq` (or panics
+/// after `timeout`): each as (message_id, park reason, retries before
+/// parking), sorted.
+pub async fn take_parked(
+    conn: &Connection,
+    dlq: &str,
+    count: usize,
+    timeout: Duration,
+) -> Vec<(String, String, u32)> {
+    use messaging::headers;
+    let mut parked: Vec<_> = take_messages(conn, dlq, count, timeout)
+        .await
+        .iter()
+        .map(|message| {
+            let props = &message.delivery.properties;
+            let id = props
+                .message_id()
+                .as_ref()
+                .map(|s| s.to_string())
+                .unwrap_or_default();
+            let reason = headers::get_str(props, headers::PARK_REASON).unwrap_or_default();
+            let retries = headers::get_u32(props, headers::RETRY_COUNT).unwrap_or(99);
+            (id, reason, retries)
+        })
+        .collect();
+    parked.sort();
+    parked
+}
+
 /// Takes messages off `queue` until at least `count` arrived (or panics after
 /// `timeout`); returns all taken.
 pub async fn take_messages(

@@ -16,7 +16,7 @@ use email_service::{
     db::{self, EmailLog},
 };
 use lapin::Connection;
-use messaging::{AmqpSettings, headers, topology::Topology};
+use messaging::{AmqpSettings, topology::Topology};
 use sqlx::PgPool;
 use test_support::{self, BrokerCleanup, eventually};
 use tokio_util::sync::CancellationToken;
@@ -172,28 +172,8 @@ impl TestApp {
 
     /// Parked messages: (message_id, park reason, retries before parking).
     pub async fn parked(&self, count: usize) -> Vec<(String, String, u32)> {
-        let mut parked: Vec<_> = test_support::take_messages(
-            &self.conn,
-            &self.dlq_name(),
-            count,
-            Duration::from_secs(15),
-        )
-        .await
-        .iter()
-        .map(|message| {
-            let props = &message.delivery.properties;
-            let id = props
-                .message_id()
-                .as_ref()
-                .map(|s| s.to_string())
-                .unwrap_or_default();
-            let reason = headers::get_str(props, headers::PARK_REASON).unwrap_or_default();
-            let retries = headers::get_u32(props, headers::RETRY_COUNT).unwrap_or(99);
-            (id, reason, retries)
-        })
-        .collect();
-        parked.sort();
-        parked
+        test_support::take_parked(&self.conn, &self.dlq_name(), count, Duration::from_secs(15))
+            .await
     }
 
     pub async fn dlq_depth(&self) -> u32 {

@@ -244,7 +244,7 @@ async fn a_flaky_provider_is_retried_with_backoff_until_it_succeeds() {
         .unwrap()
         .unwrap();
     assert_eq!(payment.attempts, 3, "two transient failures, then success");
-    let dlq = app.queue("payment_service_queue.dlq");
+    let dlq = app.queue(&format!("{PAYMENT_QUEUE}.dlq"));
     assert_eq!(
         test_support::queue_depth(&app.conn, &dlq).await,
         0,
@@ -288,24 +288,8 @@ async fn malformed_and_wrong_schema_messages_are_parked_at_once_and_others_keep_
     app.publish(&good).await;
 
     app.payment_events(1).await;
-    let dlq = app.queue("payment_service_queue.dlq");
-    let mut parked: Vec<(String, String, u32)> =
-        test_support::take_messages(&app.conn, &dlq, 4, Duration::from_secs(10))
-            .await
-            .iter()
-            .map(|message| {
-                let props = &message.delivery.properties;
-                let id = props
-                    .message_id()
-                    .as_ref()
-                    .map(|s| s.to_string())
-                    .unwrap_or_default();
-                let reason = headers::get_str(props, headers::PARK_REASON).unwrap_or_default();
-                let retries = headers::get_u32(props, headers::RETRY_COUNT).unwrap_or(99);
-                (id, reason, retries)
-            })
-            .collect();
-    parked.sort();
+    let dlq = app.queue(&format!("{PAYMENT_QUEUE}.dlq"));
+    let parked = test_support::take_parked(&app.conn, &dlq, 4, Duration::from_secs(10)).await;
     let ids: Vec<&str> = parked.iter().map(|(id, _, _)| id.as_str()).collect();
     assert_eq!(ids, ["poison-1", "poison-2", "poison-3", "poison-4"]);
     assert!(parked[0].1.contains("malformed"), "{:?}", parked[0]);
