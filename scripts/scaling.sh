@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Scaling figures for payment-service (README, "Scaling"): one burst of
-# order.order.created events drained by 1 and then by 3 replica processes of
-# the real binary, competing for one queue in a fresh RabbitMQ vhost, sharing
-# one fresh database. Prints the drain times, the speed-up, the payments each
-# replica made (from its /metrics), and the load average before and after
-# (other work on the machine skews the figures: note it with them).
+# Scaling figures for payment-service (docs/performance.md): the `scaling`
+# benchmark drains one burst of order.order.created events by 1 and then by 3
+# replica processes of the real binary (release build), competing for one
+# queue in a fresh RabbitMQ vhost, sharing one fresh database. Prints the
+# drain times, the speed-up, the payments each replica made (from its
+# /metrics), and the load average before and after (other work on the
+# machine skews the figures: note it with them).
 #
 #   scripts/scaling.sh
 #   SCALING_ORDERS=120 SCALING_REPLICAS=1,2,3,4 scripts/scaling.sh
@@ -20,7 +21,5 @@ export TEST_DATABASE_URL="${TEST_DATABASE_URL:-postgres://postgres:postgres@127.
 export TEST_RABBITMQ_URL="${TEST_RABBITMQ_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}"
 
 # Build first, so compiling does not overlap the measurement.
-cargo test -p payment-service --test payment_service --no-run
-echo "scaling.sh: uptime before: $(uptime)"
-cargo test -p payment-service --test payment_service -- --ignored --exact scaling::scaling_figures --nocapture
-echo "scaling.sh: uptime after: $(uptime)"
+cargo bench -p payment-service --bench scaling --no-run
+timeout "${SCALING_TIMEOUT_SECS:-900}" cargo bench -p payment-service --bench scaling

@@ -252,11 +252,9 @@ cargo nextest run --workspace --all-features --no-fail-fast "$@" || status=$?
 
 # Tests that restart the shared RabbitMQ are ignored in the run above (they
 # would disturb every other test) and run here, alone, on a full run only.
-# (`scaling_figures` is ignored too, but it measures rather than tests:
-# scripts/scaling.sh runs it.)
 if (($# == 0)); then
     log "running the tests that restart RabbitMQ, one at a time"
     cargo nextest run --workspace --all-features --no-fail-fast --run-ignored only --test-threads 1 \
-        -E 'not test(=scaling::scaling_figures)' || status=$?
+        || status=$?
 fi
 exit "$status"

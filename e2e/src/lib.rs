@@ -104,9 +104,9 @@ impl Pipeline {
             .await
             .expect("order-service builds");
         // A restart keeps the port the gateway calls.
-        settings.bind_addr.set_port(order.port());
-        let order_url = format!("http://127.0.0.1:{}", order.port());
-        let order_db = order.pool().clone();
+        settings.bind_addr.set_port(order.foundation().port());
+        let order_url = format!("http://127.0.0.1:{}", order.foundation().port());
+        let order_db = order.foundation().pool.clone();
         // Each service runs as its binary runs it: restarted in place after a
         // failure (a wedged broker connection), see `runtime::service::supervise`.
         tasks.push((
@@ -126,8 +126,8 @@ impl Pipeline {
         let payment = payment_service::Application::build(settings.clone())
             .await
             .expect("payment-service builds");
-        let payment_db = payment.pool().clone();
-        let payment_url = format!("http://127.0.0.1:{}", payment.port());
+        let payment_db = payment.foundation().pool.clone();
+        let payment_url = format!("http://127.0.0.1:{}", payment.foundation().port());
         tasks.push((
             "payment-service",
             tokio::spawn(supervise(payment, settings, shutdown.clone())),
@@ -149,8 +149,8 @@ impl Pipeline {
         let email = email_service::Application::build(settings.clone())
             .await
             .expect("email-service builds");
-        let email_db = email.pool().clone();
-        let email_url = format!("http://127.0.0.1:{}", email.port());
+        let email_db = email.foundation().pool.clone();
+        let email_url = format!("http://127.0.0.1:{}", email.foundation().port());
         tasks.push((
             "email-service",
             tokio::spawn(supervise(email, settings, shutdown.clone())),

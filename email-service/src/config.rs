@@ -66,12 +66,11 @@ impl Settings {
         // Email retries span minutes, so an SMTP outage of a few minutes never
         // parks mail; after the last tier (about 6 minutes in all) it is parked.
         // No database connection is held while SMTP answers (handler.rs), so
-        // the concurrency is bounded by what the SMTP server takes. 200: at
-        // 500 orders/s on the benchmark machine, 50 in flight left email
-        // 18 s behind the payments; with 200 it keeps up (README,
-        // Performance). A provider that caps concurrent connections needs
-        // CONSUMER_PREFETCH at or below its cap: one SMTP connection per mail
-        // in flight.
+        // the concurrency is bounded by what the SMTP server takes; 200 keeps
+        // up with the end-to-end benchmark where 50 fell behind
+        // (docs/performance.md). A provider that caps concurrent connections
+        // needs CONSUMER_PREFETCH at or below its cap: one SMTP connection per
+        // mail in flight.
         let amqp = AmqpSettings::from_env(200, &[10_000, 60_000, 300_000])?;
         let database = DatabaseSettings::from_env("email_db")?;
         Ok(Self {

@@ -39,8 +39,13 @@ pub struct NewEmail {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Claim {
     /// The row is ours until the lease ends: send, then record the outcome.
-    /// `attempts` counts the earlier tries.
-    Taken { attempts: i32 },
+    /// `attempts` counts the earlier tries; `unrecorded_send` says an
+    /// earlier claim's lease ran out with no outcome recorded (its process
+    /// stopped mid-send), so this send may be the email's second copy.
+    Taken {
+        attempts: i32,
+        unrecorded_send: bool,
+    },
     /// The email was sent already: a duplicate delivery.
     AlreadySent,
     /// Another delivery of this order holds a live lease (it is sending now),
@@ -96,7 +101,10 @@ pub async fn claim(
         .into_iter()
         .map(|(order_id, taken, status)| {
             let claim = match (taken, status.as_deref()) {
-                (Some(attempts), _) => Claim::Taken { attempts },
+                (Some(attempts), status) => Claim::Taken {
+                    attempts,
+                    unrecorded_send: status == Some("sending"),
+                },
                 (None, Some("sent")) => Claim::AlreadySent,
                 (None, _) => Claim::HeldElsewhere,
             };

@@ -94,7 +94,17 @@ impl Handler<PaymentProcessed> for EmailHandler {
             message_id: email.message_id.clone(),
         };
         let attempts = match self.claims.submit(new).await? {
-            Claim::Taken { attempts } => attempts,
+            Claim::Taken {
+                attempts,
+                unrecorded_send,
+            } => {
+                if unrecorded_send {
+                    // W6: counted, so an operator sees how often it happens.
+                    metrics::counter!("emails_resent_unrecorded_total").increment(1);
+                    tracing::warn!(%order_id, "an earlier send of this email was not recorded (its process stopped mid-send); sending it again with the same Message-ID");
+                }
+                attempts
+            }
             Claim::AlreadySent => {
                 metrics::counter!("duplicate_deliveries_total", "consumer" => SERVICE).increment(1);
                 tracing::info!(%order_id, event_id = %event.event_id, "email already sent; duplicate delivery ignored");
@@ -122,6 +132,7 @@ impl Handler<PaymentProcessed> for EmailHandler {
             Ok(()) => {
                 // W6: from here until the row says 'sent' a crash means a
                 // second email (same Message-ID) after redelivery; see above.
+                runtime::failpoint::hit("email-after-send");
                 self.sent.submit(order_id).await?;
                 metrics::counter!("emails_total", "kind" => kind, "status" => "sent").increment(1);
                 tracing::info!(%order_id, kind, recipient = %masked, attempts = attempts + 1, "email sent");

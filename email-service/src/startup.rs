@@ -4,12 +4,8 @@
 use std::{sync::Arc, time::Duration};
 
 use contract::{events::PaymentProcessed, names::EMAIL_QUEUE};
-use messaging::{Foundation, db::PostgresCheck, timeline::Journal};
-use runtime::{
-    health::{Flag, Readiness},
-    service::Tasks,
-};
-use sqlx::PgPool;
+use messaging::{Foundation, timeline::Journal};
+use runtime::{health::Flag, service::Tasks};
 use tokio_util::sync::CancellationToken;
 
 use crate::timeline::EmailTimeline;
@@ -31,12 +27,9 @@ pub struct Application {
 }
 
 impl Application {
-    pub fn port(&self) -> u16 {
-        self.foundation.port()
-    }
-
-    pub fn pool(&self) -> &PgPool {
-        &self.foundation.pool
+    /// Its port and database pool, for tests and tools.
+    pub fn foundation(&self) -> &Foundation {
+        &self.foundation
     }
 }
 
@@ -69,46 +62,32 @@ impl runtime::service::Service for Application {
     /// Runs until `shutdown`: drains in-flight emails, then stops.
     async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let Self {
-            foundation:
-                Foundation {
-                    listener,
-                    pool,
-                    broker,
-                },
+            foundation,
             mailer,
             settings,
         } = self;
+        let pool = foundation.pool.clone();
         let handler = EmailHandler::new(
             pool.clone(),
             Composer::new(settings.email_from.clone()),
             mailer.clone(),
         );
         let attached = Flag::default();
-        let consumer = broker
+        let consumer = foundation
+            .broker
             .consumer::<PaymentProcessed, _>(EMAIL_QUEUE, Arc::new(handler), attached.clone())
             .with_journal(Journal::new(pool.clone(), SERVICE));
         let timeline = messaging::timeline::router(EmailTimeline(pool.clone()));
-        let journal_pool = pool.clone();
         // SMTP is reported (the `smtp_up` gauge, logs) but not part of
         // readiness: see `smtp::watch` for why.
-        let readiness = broker.readiness(
-            Readiness::default().with("database", PostgresCheck(pool)),
-            &[attached],
-        );
-        let router = runtime::http::with_standard_layers(
-            timeline.merge(runtime::health::router(readiness)),
-            SERVICE,
-        );
+        let router = foundation.router(timeline, &[attached]);
 
         let mut tasks = Tasks::new();
-        tasks.intake("http", move |stop| {
-            runtime::http::serve(listener, router, stop)
-        });
         tasks.intake("consumer", move |stop| consumer.run(stop));
         tasks.background("smtp-probe", move |stop| smtp::watch(mailer, stop));
         tasks.background("retention", move |stop| {
-            messaging::timeline::run_retention(journal_pool, Duration::from_secs(3600), stop)
+            messaging::timeline::run_retention(pool, Duration::from_secs(3600), stop)
         });
-        broker.run(tasks, shutdown).await
+        foundation.run(router, tasks, shutdown).await
     }
 }

@@ -9,16 +9,13 @@ use contract::{events::PaymentProcessed, names::ORDER_QUEUE};
 use messaging::{
     Foundation,
     db::{
-        DatabaseSettings, Plans, PostgresCheck,
+        DatabaseSettings, Plans,
         batch::{BatchStatement, Batcher},
     },
     retention,
     timeline::{Journal, PURGE_JOURNAL},
 };
-use runtime::{
-    health::{Flag, Readiness},
-    service::Tasks,
-};
+use runtime::{health::Flag, service::Tasks};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
@@ -42,12 +39,9 @@ pub struct Application {
 }
 
 impl Application {
-    pub fn port(&self) -> u16 {
-        self.foundation.port()
-    }
-
-    pub fn pool(&self) -> &PgPool {
-        &self.foundation.pool
+    /// Its port and database pool, for tests and tools.
+    pub fn foundation(&self) -> &Foundation {
+        &self.foundation
     }
 }
 
@@ -82,61 +76,46 @@ impl runtime::service::Service for Application {
     /// then flushes the outbox.
     async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let Self {
-            foundation:
-                Foundation {
-                    listener,
-                    pool,
-                    broker,
-                },
+            foundation,
             inserts,
             catalog,
         } = self;
-        let relay = broker.relay(pool.clone());
-        let retention_pool = pool.clone();
+        let pool = foundation.pool.clone();
+        let relay = foundation.broker.relay(pool.clone());
         let attached = Flag::default();
-        let handler = PaymentResultHandler::new(pool.clone());
-        let consumer = broker.consumer::<PaymentProcessed, _>(
-            ORDER_QUEUE,
-            Arc::new(handler),
-            attached.clone(),
-        );
-        let readiness = broker.readiness(
-            Readiness::default().with("database", PostgresCheck(pool.clone())),
-            &[attached],
-        );
-        let consumer = consumer.with_journal(Journal::new(pool.clone(), SERVICE));
-        let timeline = messaging::timeline::router(OrderTimeline(pool.clone()));
-        let catalog_pool = pool.clone();
+        let consumer = foundation
+            .broker
+            .consumer::<PaymentProcessed, _>(
+                ORDER_QUEUE,
+                Arc::new(PaymentResultHandler::new(pool.clone())),
+                attached.clone(),
+            )
+            .with_journal(Journal::new(pool.clone(), SERVICE));
         let api = routes::router(AppState {
             orders: Batcher::start(InsertOrders, inserts),
-            pool,
+            pool: pool.clone(),
             catalog: catalog.clone(),
             relay: relay.notifier(),
         })
-        .merge(timeline);
-        let router = runtime::http::with_standard_layers(
-            api.merge(runtime::health::router(readiness)),
-            SERVICE,
-        );
+        .merge(messaging::timeline::router(OrderTimeline(pool.clone())));
+        let router = foundation.router(api, &[attached]);
 
         let mut tasks = Tasks::new();
-        tasks.intake("http", move |stop| {
-            runtime::http::serve(listener, router, stop)
-        });
         tasks.intake("consumer", move |stop| consumer.run(stop));
         tasks.background("outbox-relay", move |stop| relay.run(stop));
+        let catalog_pool = pool.clone();
         tasks.background("catalog", move |stop| {
             catalog.keep_fresh(catalog_pool, stop)
         });
         tasks.background("retention", move |stop| {
             retention::run(
-                retention_pool,
+                pool,
                 Duration::from_secs(3600),
                 &[crate::db::idempotency::PURGE_EXPIRED, PURGE_JOURNAL],
                 stop,
             )
         });
-        broker.run(tasks, shutdown).await
+        foundation.run(router, tasks, shutdown).await
     }
 }
 

@@ -5,16 +5,10 @@ use std::{sync::Arc, time::Duration};
 
 use contract::{events::OrderCreated, names::PAYMENT_QUEUE};
 use messaging::{
-    Foundation,
-    db::PostgresCheck,
-    retention,
+    Foundation, retention,
     timeline::{Journal, PURGE_JOURNAL},
 };
-use runtime::{
-    health::{Flag, Readiness},
-    service::Tasks,
-};
-use sqlx::PgPool;
+use runtime::{health::Flag, service::Tasks};
 use tokio_util::sync::CancellationToken;
 
 use crate::timeline::PaymentTimeline;
@@ -30,12 +24,9 @@ pub struct Application {
 }
 
 impl Application {
-    pub fn port(&self) -> u16 {
-        self.foundation.port()
-    }
-
-    pub fn pool(&self) -> &PgPool {
-        &self.foundation.pool
+    /// Its port and database pool, for tests and tools.
+    pub fn foundation(&self) -> &Foundation {
+        &self.foundation
     }
 }
 
@@ -64,49 +55,30 @@ impl runtime::service::Service for Application {
     /// Runs until `shutdown`: drains in-flight payments, flushes the outbox.
     async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let Self {
-            foundation:
-                Foundation {
-                    listener,
-                    pool,
-                    broker,
-                },
+            foundation,
             settings,
         } = self;
-        let relay = broker.relay(pool.clone());
-        let retention_pool = pool.clone();
+        let pool = foundation.pool.clone();
+        let relay = foundation.broker.relay(pool.clone());
         let handler = PaymentHandler::new(
             pool.clone(),
             Provider::new(settings.provider.clone()),
             relay.notifier(),
         );
         let attached = Flag::default();
-        let consumer = broker
+        let consumer = foundation
+            .broker
             .consumer::<OrderCreated, _>(PAYMENT_QUEUE, Arc::new(handler), attached.clone())
             .with_journal(Journal::new(pool.clone(), SERVICE));
         let timeline = messaging::timeline::router(PaymentTimeline(pool.clone()));
-        let readiness = broker.readiness(
-            Readiness::default().with("database", PostgresCheck(pool)),
-            &[attached],
-        );
-        let router = runtime::http::with_standard_layers(
-            timeline.merge(runtime::health::router(readiness)),
-            SERVICE,
-        );
+        let router = foundation.router(timeline, &[attached]);
 
         let mut tasks = Tasks::new();
-        tasks.intake("http", move |stop| {
-            runtime::http::serve(listener, router, stop)
-        });
         tasks.intake("consumer", move |stop| consumer.run(stop));
         tasks.background("outbox-relay", move |stop| relay.run(stop));
         tasks.background("retention", move |stop| {
-            retention::run(
-                retention_pool,
-                Duration::from_secs(3600),
-                &[PURGE_JOURNAL],
-                stop,
-            )
+            retention::run(pool, Duration::from_secs(3600), &[PURGE_JOURNAL], stop)
         });
-        broker.run(tasks, shutdown).await
+        foundation.run(router, tasks, shutdown).await
     }
 }

@@ -15,7 +15,9 @@ use crate::{
     scan::{Scan, ack, has_id},
 };
 use messaging::{
-    AmqpSettings, headers,
+    AmqpSettings,
+    connection::Link,
+    headers,
     publisher::{Outgoing, Publisher},
     topology::QueueSpec,
 };
@@ -58,9 +60,8 @@ pub async fn replay(
     limit: usize,
 ) -> anyhow::Result<usize> {
     // The default exchange needs no declaring.
-    let publisher = Publisher::new(conn.clone(), settings.confirm_timeout, |_| {
-        async { Ok(()) }.boxed()
-    });
+    let link = Link::fixed(conn.clone());
+    let publisher = Publisher::new(link, settings.confirm_timeout, |_| async { Ok(()) }.boxed());
     let mut scan = Scan::open(conn, &queue.dead_letter_queue, usize::MAX).await?;
     let mut replayed = 0;
     let outcome = async {

@@ -1,16 +1,19 @@
 //! [`Broker`]: a service's one RabbitMQ connection and the parts built on it
-//! (publisher, outbox relay, consumers, watchdog), so every service wires its
-//! messaging the same way in a few lines.
+//! (publisher, outbox relay, consumers, the connection's supervisor), so
+//! every service wires its messaging the same way in a few lines.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
-use futures::{FutureExt, future::BoxFuture};
-use lapin::Connection;
+use futures::FutureExt;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    AmqpSettings, connection,
+    AmqpSettings,
+    connection::{self, Blocked, Link, Supervisor},
     consumer::{Consumer, Handler},
     outbox::Relay,
     publisher::Publisher,
@@ -19,16 +22,21 @@ use super::{
 use contract::events::Event;
 
 use runtime::{
-    health::{Flag, FlagCheck, Readiness, StartupProgress},
+    health::{Flag, FlagCheck, Readiness, ReadinessCheck, StartupProgress},
     service::Tasks,
 };
 
 pub struct Broker {
-    pub conn: Arc<Connection>,
+    /// The connection as it is now (replaced after each failure).
+    pub link: Link,
     pub settings: AmqpSettings,
     pub topology: Topology,
-    /// Up while the connection is established (kept by [`Broker::watch`]).
+    /// Up while the connection is established (kept by the supervisor).
     pub connected: Flag,
+    /// Set while the broker blocks publishing (kept by the supervisor).
+    pub blocked: Blocked,
+    /// Taken by [`Broker::run`], which runs it beside the service's tasks.
+    supervisor: Mutex<Option<Supervisor>>,
     service: &'static str,
 }
 
@@ -42,14 +50,22 @@ impl Broker {
         progress: &StartupProgress,
     ) -> anyhow::Result<Self> {
         let name = format!("{service}@{}", hostname());
-        let conn = connection::connect(&settings, &name, progress).await?;
-        let connected = Flag::default();
-        connected.set(true);
+        let (connected, blocked) = (Flag::default(), Blocked::default());
+        let (link, supervisor) = connection::connect(
+            &settings,
+            &name,
+            connected.clone(),
+            blocked.clone(),
+            progress,
+        )
+        .await?;
         Ok(Self {
-            conn: Arc::new(conn),
+            link,
             topology: Topology::new(&settings),
             settings,
             connected,
+            blocked,
+            supervisor: Mutex::new(Some(supervisor)),
             service,
         })
     }
@@ -58,7 +74,7 @@ impl Broker {
     pub fn publisher(&self) -> Publisher {
         let topology = self.topology.clone();
         Publisher::new(
-            self.conn.clone(),
+            self.link.clone(),
             self.settings.confirm_timeout,
             move |channel| {
                 let topology = topology.clone();
@@ -87,7 +103,7 @@ impl Broker {
     ) -> Consumer<E, H> {
         let queue = self.topology.queue(base, E::ROUTING_KEY);
         Consumer::new(
-            self.conn.clone(),
+            self.link.clone(),
             self.settings.clone(),
             queue,
             handler,
@@ -101,9 +117,9 @@ impl Broker {
     pub fn readiness(&self, readiness: Readiness, consumers: &[Flag]) -> Readiness {
         let mut readiness = readiness.with(
             "rabbitmq",
-            FlagCheck {
-                flag: self.connected.clone(),
-                when_down: "RabbitMQ connection down; reconnecting",
+            BrokerCheck {
+                connected: self.connected.clone(),
+                blocked: self.blocked.clone(),
             },
         );
         for flag in consumers {
@@ -119,36 +135,58 @@ impl Broker {
     }
 
     /// Runs a service's `tasks` until `shutdown` with the connection's
-    /// watchdog beside them, then closes the connection.
+    /// supervisor beside them, then closes the connection.
     pub async fn run(&self, mut tasks: Tasks, shutdown: CancellationToken) -> anyhow::Result<()> {
-        tasks.background("broker-watchdog", self.watch_task());
+        let supervisor = self.supervisor.lock().map(|mut s| s.take()).ok().flatten();
+        if let Some(supervisor) = supervisor {
+            tasks.background("broker-connection", move |stop| {
+                supervisor.run(stop).boxed()
+            });
+        }
         let result = tasks.run(shutdown).await;
         self.close().await;
         result
     }
 
-    /// The watchdog task (see [`connection::watch`]), for `Tasks::background`.
-    pub fn watch_task(
-        &self,
-    ) -> impl FnOnce(CancellationToken) -> BoxFuture<'static, anyhow::Result<()>> + Send + 'static
-    {
-        let (conn, url) = (self.conn.clone(), self.settings.url.clone());
-        let (connected, limit) = (self.connected.clone(), self.settings.max_disconnected);
-        move |stop| connection::watch(conn, url, connected, limit, stop).boxed()
+    /// Closes the connection, if it is up, after every task has stopped.
+    pub async fn close(&self) {
+        if let Some(conn) = self.link.current() {
+            let close = conn.close(200, "service stopping".into());
+            if tokio::time::timeout(Duration::from_secs(5), close)
+                .await
+                .is_err()
+            {
+                tracing::warn!("closing the RabbitMQ connection timed out");
+            }
+        }
+    }
+}
+
+/// `/ready`'s `rabbitmq` check: not ready while the connection is down. A
+/// broker that blocks publishing (a memory or disk alarm) leaves the service
+/// ready, since it keeps taking work in (events wait in the outbox), and is
+/// said in place of "ok".
+struct BrokerCheck {
+    connected: Flag,
+    blocked: Blocked,
+}
+
+#[async_trait::async_trait]
+impl ReadinessCheck for BrokerCheck {
+    async fn check(&self) -> Result<(), String> {
+        if self.connected.get() {
+            Ok(())
+        } else {
+            Err("RabbitMQ connection down; reconnecting".to_owned())
+        }
     }
 
-    /// Closes the connection after every task has stopped. A connection that
-    /// is down cannot be closed, and lapin goes on recovering it without any
-    /// handle: it is left to [`connection::close_when_recovered`], so that a
-    /// service rebuilt after a failure leaves no old consumer behind.
-    pub async fn close(&self) {
-        let close = self.conn.close(200, "service stopping".into());
-        if !matches!(
-            tokio::time::timeout(Duration::from_secs(5), close).await,
-            Ok(Ok(()))
-        ) {
-            connection::close_when_recovered(self.conn.clone());
-        }
+    fn note(&self) -> Option<String> {
+        self.blocked.get().map(|reason| {
+            format!(
+                "connected, but RabbitMQ blocks publishing ({reason}); events wait in the outbox"
+            )
+        })
     }
 }
 

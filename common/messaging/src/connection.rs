@@ -1,18 +1,24 @@
-//! One RabbitMQ connection per process, recovering by itself, watched.
+//! One RabbitMQ connection per process, kept up by its own supervisor.
 //!
-//! lapin's auto-recovery reconnects and replays the topology, QoS and
-//! consumers declared on each channel. Two of its verified failure modes are
-//! closed here: a bounded backoff gives up silently and leaves the process
-//! alive but disconnected, so the backoff is unbounded; and recovery is
-//! invisible to consumers, so a watchdog polls the connection state, drives
-//! `/ready`, and fails the service if the broker stays unreachable longer
-//! than `max_disconnected`, so the service restarts itself in process with a
-//! fresh connection.
+//! lapin's automatic recovery is off. [`connect`] opens the first
+//! connection, waiting for a broker that is not up yet; the [`Supervisor`]
+//! task then watches it and, when it fails (the broker closed it, the socket
+//! broke, heartbeats went unanswered), opens a new one with jittered
+//! backoff, for as long as it takes. Everything built on the connection
+//! holds a [`Link`]: consumers wait on it for the next connection and
+//! rebuild their channel, topology and consumer there; publishers open
+//! their channel on whatever connection is current. So a broker restart
+//! never needs the service to restart, and a connection that failed is
+//! never left recovering behind the service's back.
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
-use anyhow::Context;
-use lapin::{Connection, ConnectionProperties};
+use futures::StreamExt;
+use lapin::{Connection, ConnectionProperties, Event};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::AmqpSettings;
@@ -23,40 +29,118 @@ use runtime::health::{Flag, StartupProgress};
 const REPORT_EVERY: Duration = Duration::from_secs(2);
 const WARN_EVERY: Duration = Duration::from_secs(10);
 
-/// Connects to the broker. With recovery on, lapin retries the initial
-/// connection too, silently and for as long as it takes, so this waits for a
-/// broker that is not up yet; meanwhile it says why in `progress` and, at
-/// warn level, in the log.
+/// The reconnect backoff: from [`MIN_BACKOFF`], doubling up to
+/// [`MAX_BACKOFF`], each pause drawn between half and all of it, so that the
+/// replicas of a service do not all knock at once. The ceiling is low
+/// because a broker that is back should be in use again within seconds.
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// How often the supervisor looks at the connection's state, besides
+/// lapin's error events.
+const POLL_EVERY: Duration = Duration::from_millis(250);
+
+/// The connection a service's channels are opened on, as it is now. Cheap to
+/// clone; every clone sees the supervisor's replacements.
+#[derive(Clone)]
+pub struct Link {
+    current: watch::Receiver<Option<Arc<Connection>>>,
+}
+
+impl Link {
+    /// A link to one connection that nobody replaces (the dead-letter tool,
+    /// tests).
+    pub fn fixed(conn: Arc<Connection>) -> Self {
+        let (_, current) = watch::channel(Some(conn));
+        Self { current }
+    }
+
+    /// The connection, if it is up now.
+    pub fn current(&self) -> Option<Arc<Connection>> {
+        self.current
+            .borrow()
+            .as_ref()
+            .filter(|conn| conn.status().connected())
+            .cloned()
+    }
+
+    /// Waits for a connection that is up; `None` once `stop` is cancelled,
+    /// or when nothing will ever replace a failed connection.
+    pub async fn wait(&self, stop: &CancellationToken) -> Option<Arc<Connection>> {
+        let mut current = self.current.clone();
+        loop {
+            if let Some(conn) = self.current() {
+                return Some(conn);
+            }
+            let supervised = tokio::select! {
+                _ = stop.cancelled() => return None,
+                changed = current.changed() => changed.is_ok(),
+            };
+            if !supervised {
+                // A fixed link: nothing replaces its connection, so wait
+                // only while it may still come up.
+                let failed = self.current.borrow().as_ref().is_none_or(|conn| {
+                    let status = conn.status();
+                    status.closed() || status.errored()
+                });
+                if failed {
+                    return None;
+                }
+                tokio::time::sleep(POLL_EVERY).await;
+            }
+        }
+    }
+}
+
+/// Why the broker blocks this connection's publishers (a memory or disk
+/// alarm), while it does: publishes wait, confirms do not come, and the
+/// outbox holds the events meanwhile. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct Blocked(Arc<Mutex<Option<String>>>);
+
+impl Blocked {
+    pub fn get(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set(&self, reason: Option<String>) {
+        metrics::gauge!("amqp_connection_blocked").set(if reason.is_some() { 1.0 } else { 0.0 });
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = reason;
+    }
+}
+
+/// Keeps the connection up: see the module docs. Run it as a background
+/// task ([`Supervisor::run`]).
+pub struct Supervisor {
+    settings: AmqpSettings,
+    name: String,
+    current: watch::Sender<Option<Arc<Connection>>>,
+    /// Up while a connection is established (drives `/ready`).
+    connected: Flag,
+    blocked: Blocked,
+}
+
+/// Connects to the broker as `name` (shown in the management UI), waiting
+/// for a broker that is not up yet; meanwhile it says why in `progress` and,
+/// at warn level, in the log. Returns the link to the connection and the
+/// supervisor that will keep it up.
 pub async fn connect(
     settings: &AmqpSettings,
     name: &str,
+    connected: Flag,
+    blocked: Blocked,
     progress: &StartupProgress,
-) -> anyhow::Result<Connection> {
-    let properties = ConnectionProperties::default()
-        .with_connection_name(name.into())
-        .enable_auto_recover()
-        .configure_backoff(|b| {
-            b.with_min_delay(Duration::from_millis(200))
-                .with_max_delay(Duration::from_secs(5))
-                .with_jitter()
-                .without_max_times()
-        });
-    let url = with_heartbeat(&settings.url);
+) -> anyhow::Result<(Link, Supervisor)> {
     let shown = runtime::config::redact_url(&settings.url);
     let started = Instant::now();
     let mut last_warned: Option<Instant> = None;
-    let connecting = Connection::connect(&url, properties);
+    let connecting = open_with_backoff(settings, name, None);
     tokio::pin!(connecting);
     let mut report =
         tokio::time::interval_at(tokio::time::Instant::now() + REPORT_EVERY, REPORT_EVERY);
-    loop {
+    let conn = loop {
         tokio::select! {
-            conn = &mut connecting => {
-                if last_warned.is_some() {
-                    tracing::info!(broker = %shown, after = ?started.elapsed(), "connected to RabbitMQ");
-                }
-                return conn.with_context(|| format!("connecting to RabbitMQ at {shown}"));
-            }
+            conn = &mut connecting => break conn,
             _ = report.tick() => {
                 let reason = match probe(&settings.url).await {
                     Ok(()) => "the port answers but the AMQP handshake has not succeeded \
@@ -71,6 +155,123 @@ pub async fn connect(
                 }
             }
         }
+    };
+    if last_warned.is_some() {
+        tracing::info!(broker = %shown, after = ?started.elapsed(), "connected to RabbitMQ");
+    }
+    connected.set(true);
+    metrics::gauge!("amqp_connection_up").set(1.0);
+    metrics::counter!("amqp_reconnects_total").increment(0);
+    blocked.set(None);
+    let (current, link) = watch::channel(Some(Arc::new(conn)));
+    let supervisor = Supervisor {
+        settings: settings.clone(),
+        name: name.to_owned(),
+        current,
+        connected,
+        blocked,
+    };
+    Ok((Link { current: link }, supervisor))
+}
+
+impl Supervisor {
+    /// Replaces the connection each time it fails, until `stop`. The last
+    /// connection stays in place for the caller to close after everything
+    /// built on it has stopped.
+    pub async fn run(self, stop: CancellationToken) -> anyhow::Result<()> {
+        let shown = runtime::config::redact_url(&self.settings.url);
+        loop {
+            let Some(conn) = self.current.borrow().clone() else {
+                anyhow::bail!("the supervisor has no connection");
+            };
+            let reason = tokio::select! {
+                _ = stop.cancelled() => return Ok(()),
+                reason = self.failure(&conn) => reason,
+            };
+            let lost = Instant::now();
+            self.connected.set(false);
+            self.blocked.set(None);
+            metrics::gauge!("amqp_connection_up").set(0.0);
+            metrics::counter!("amqp_reconnects_total").increment(1);
+            tracing::warn!(broker = %shown, %reason, "RabbitMQ connection lost; reconnecting");
+            self.current.send_replace(None);
+            drop(conn);
+            let opened = tokio::select! {
+                _ = stop.cancelled() => return Ok(()),
+                opened = open_with_backoff(&self.settings, &self.name, Some(&shown)) => opened,
+            };
+            self.current.send_replace(Some(Arc::new(opened)));
+            self.connected.set(true);
+            metrics::gauge!("amqp_connection_up").set(1.0);
+            tracing::info!(broker = %shown, after = ?lost.elapsed(), "RabbitMQ connection re-established");
+        }
+    }
+
+    /// Resolves when `conn` has failed, with why; meanwhile keeps
+    /// [`Blocked`] in step with the broker's alarms.
+    async fn failure(&self, conn: &Connection) -> String {
+        let mut events = conn.events_listener();
+        let mut poll = tokio::time::interval(POLL_EVERY);
+        loop {
+            let status = conn.status();
+            if !status.connected() {
+                let state = if status.closed() {
+                    "closed"
+                } else if status.errored() {
+                    "failed"
+                } else {
+                    "no longer connected"
+                };
+                return format!("the connection is {state}");
+            }
+            tokio::select! {
+                event = events.next() => match event {
+                    Some(Event::Error(error)) => return error.to_string(),
+                    Some(Event::ConnectionBlocked(reason)) => {
+                        tracing::warn!(%reason, "RabbitMQ blocks publishing on this connection");
+                        self.blocked.set(Some(reason));
+                    }
+                    Some(Event::ConnectionUnblocked) => {
+                        tracing::info!("RabbitMQ unblocked publishing");
+                        self.blocked.set(None);
+                    }
+                    Some(_) => {}
+                    None => return "connection dropped".to_owned(),
+                },
+                _ = poll.tick() => {}
+            }
+        }
+    }
+}
+
+/// Opens a connection, retrying with the jittered backoff until it succeeds
+/// (a refused login too: credentials may be provisioned after the service
+/// starts). `log_as` names the broker in a warning every [`WARN_EVERY`] (the startup
+/// path reports on its own).
+async fn open_with_backoff(
+    settings: &AmqpSettings,
+    name: &str,
+    log_as: Option<&str>,
+) -> Connection {
+    let url = with_heartbeat(&settings.url);
+    let mut delay = MIN_BACKOFF;
+    let mut last_warned = Instant::now();
+    loop {
+        let properties = ConnectionProperties::default().with_connection_name(name.into());
+        match Connection::connect(&url, properties).await {
+            Ok(conn) => return conn,
+            Err(error) => {
+                if let Some(broker) = log_as
+                    && last_warned.elapsed() >= WARN_EVERY
+                {
+                    last_warned = Instant::now();
+                    tracing::warn!(%broker, %error, "RabbitMQ not reachable yet; still trying");
+                }
+            }
+        }
+        let pause = delay.mul_f64(rand::random_range(0.5..=1.0));
+        tokio::time::sleep(pause).await;
+        delay = (delay * 2).min(MAX_BACKOFF);
     }
 }
 
@@ -84,97 +285,6 @@ fn with_heartbeat(url: &str) -> String {
     } else {
         format!("{url}?heartbeat=10")
     }
-}
-
-/// How long the broker may be reachable again while lapin still has not
-/// recovered before the connection is declared wedged.
-const WEDGED_AFTER: Duration = Duration::from_secs(10);
-
-/// Keeps `connected` in step with the connection and returns an error when it
-/// has been down longer than `max_disconnected`, or when the broker has been
-/// reachable again for [`WEDGED_AFTER`] while lapin still has not reconnected.
-/// The second case is lapin's recovery wedging in `Reconnecting` after a broker
-/// restart (seen in about one outage in eight here, and in most real
-/// `stop_app`/`start_app` restarts); failing fast lets the service restart
-/// itself with a fresh connection instead of waiting out the full limit.
-pub async fn watch(
-    conn: std::sync::Arc<Connection>,
-    broker_url: String,
-    connected: Flag,
-    max_disconnected: Duration,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    let mut down_since: Option<Instant> = None;
-    let mut reachable_since: Option<Instant> = None;
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return Ok(()),
-            _ = tick.tick() => {}
-        }
-        let up = conn.status().connected();
-        connected.set(up);
-        metrics::gauge!("amqp_connection_up").set(if up { 1.0 } else { 0.0 });
-        if up {
-            if let Some(since) = down_since.take() {
-                tracing::info!(after = ?since.elapsed(), "RabbitMQ connection recovered");
-            }
-            reachable_since = None;
-            continue;
-        }
-        let since = *down_since.get_or_insert_with(|| {
-            tracing::warn!("RabbitMQ connection lost; recovering");
-            Instant::now()
-        });
-        if since.elapsed() > max_disconnected {
-            anyhow::bail!("RabbitMQ unreachable for more than {max_disconnected:?}; restarting");
-        }
-        if broker_accepts_connections(&broker_url).await {
-            let reachable = *reachable_since.get_or_insert_with(Instant::now);
-            if reachable.elapsed() > WEDGED_AFTER {
-                anyhow::bail!(
-                    "RabbitMQ is reachable again but the connection has not recovered; restarting"
-                );
-            }
-        } else {
-            reachable_since = None;
-        }
-    }
-}
-
-/// Closes `conn` as soon as lapin's recovery brings it back, in a task of its
-/// own. For a connection its service has given up on while it was down
-/// (`Connection::close` refuses a connection that is not connected): its
-/// recovery would otherwise go on, and once the broker is back it would
-/// re-subscribe the old consumers. Their deliveries would sit unread and
-/// unacked for as long as the process lives; closed, the broker requeues them
-/// for the service's new connection. The task ends when the connection is
-/// closed or lapin gives it up; a connection whose recovery wedged for good
-/// keeps its task polling (every 200 ms, nothing else) as it keeps lapin's
-/// own thread retrying.
-pub fn close_when_recovered(conn: std::sync::Arc<Connection>) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_millis(200));
-        loop {
-            tick.tick().await;
-            let status = conn.status();
-            if status.closed() || status.errored() {
-                return;
-            }
-            if status.connected() {
-                let close = conn.close(200, "replaced by a new connection".into());
-                if let Ok(Ok(())) = tokio::time::timeout(Duration::from_secs(5), close).await {
-                    tracing::info!("closed a replaced RabbitMQ connection once it recovered");
-                    return;
-                }
-            }
-        }
-    });
-}
-
-/// Whether the broker's host and port accept a TCP connection (within 1 s).
-async fn broker_accepts_connections(url: &str) -> bool {
-    probe(url).await.is_ok()
 }
 
 /// `Ok` if the broker's host and port accept a TCP connection within 1 s,

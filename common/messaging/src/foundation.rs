@@ -3,21 +3,24 @@
 
 use std::net::SocketAddr;
 
+use axum::Router;
 use sqlx::{PgPool, migrate::Migrator};
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 use crate::{
     AmqpSettings,
     broker::Broker,
-    db::{self, DatabaseSettings},
+    db::{self, DatabaseSettings, PostgresCheck},
 };
-use runtime::health::StartupProgress;
-use runtime::service::startup::StartupServer;
+use runtime::health::{Flag, Readiness, StartupProgress};
+use runtime::service::{Tasks, startup::StartupServer};
 
 pub struct Foundation {
-    pub listener: TcpListener,
     pub pool: PgPool,
     pub broker: Broker,
+    listener: TcpListener,
+    service: &'static str,
 }
 
 impl Foundation {
@@ -41,10 +44,43 @@ impl Foundation {
         let broker = Broker::connect(amqp, service, &progress).await?;
         let listener = startup.finish().await?;
         Ok(Self {
-            listener,
             pool,
             broker,
+            listener,
+            service,
         })
+    }
+
+    /// What the service's port serves: `routes` (its API or its part of the
+    /// timeline), `/health`, `/metrics`, and `/ready`, which checks
+    /// PostgreSQL, the broker connection and each consumer's `attached` flag;
+    /// all behind the standard HTTP layers.
+    pub fn router(&self, routes: Router, consumers: &[Flag]) -> Router {
+        let readiness = self.broker.readiness(
+            Readiness::default().with("database", PostgresCheck(self.pool.clone())),
+            consumers,
+        );
+        runtime::http::with_standard_layers(
+            routes.merge(runtime::health::router(readiness)),
+            self.service,
+        )
+    }
+
+    /// Serves `router` on the bound port beside the service's `tasks` until
+    /// `shutdown`, with the broker connection's supervisor; then closes the connection.
+    pub async fn run(
+        self,
+        router: Router,
+        mut tasks: Tasks,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
+        let Self {
+            listener, broker, ..
+        } = self;
+        tasks.intake("http", move |stop| {
+            runtime::http::serve(listener, router, stop)
+        });
+        broker.run(tasks, shutdown).await
     }
 
     /// The bound port (useful when `bind_addr` asked for port 0).

@@ -8,8 +8,8 @@
 //!   statement plans), group commit ([`db::batch`]), the runtime's own tables.
 //! - [`topology`]: the exchange, work queues, retry tiers and dead-letter
 //!   queues, declared in one place.
-//! - [`connection`]: one auto-recovering connection per process, with a watchdog
-//!   that fails the service instead of leaving it alive but disconnected.
+//! - [`connection`]: one connection per process, replaced by its own
+//!   supervisor whenever it fails (lapin's recovery is off).
 //! - [`publisher`]: publishes with publisher confirms, `mandatory`, and a
 //!   timeout on every confirm; success means `Ack` *and* not returned.
 //! - [`consumer`]: manual ack, bounded prefetch, concurrent handlers, retry
@@ -61,10 +61,6 @@ pub struct AmqpSettings {
     pub delivery_limit: u32,
     /// How long to wait for one publisher confirm before treating it as lost.
     pub confirm_timeout: Duration,
-    /// How long the connection may stay down before the service gives up on
-    /// it and restarts itself in process, with a fresh connection
-    /// (`service::keep_running`).
-    pub max_disconnected: Duration,
     /// Largest message body a consumer accepts; larger ones are parked.
     pub max_message_bytes: usize,
     /// How long SIGTERM waits for in-flight deliveries to finish.
@@ -80,7 +76,6 @@ impl std::fmt::Debug for AmqpSettings {
             .field("retry_delays", &self.retry_delays)
             .field("delivery_limit", &self.delivery_limit)
             .field("confirm_timeout", &self.confirm_timeout)
-            .field("max_disconnected", &self.max_disconnected)
             .field("max_message_bytes", &self.max_message_bytes)
             .field("drain_timeout", &self.drain_timeout)
             .finish()
@@ -136,7 +131,6 @@ impl AmqpSettings {
             ],
             delivery_limit: 5,
             confirm_timeout: Duration::from_secs(15),
-            max_disconnected: Duration::from_secs(60),
             max_message_bytes: 64 * 1024,
             drain_timeout: Duration::from_secs(25),
         }

@@ -6,16 +6,18 @@
 //! the connection dies may never resolve (lapin 4). Messages are
 //! pipelined: a batch is written, then all its confirms are awaited together.
 //! After any channel-level error the channel is dropped and a new one is
-//! opened for the next publish.
+//! opened for the next publish, on whatever connection is current then.
 
 use std::{sync::Arc, time::Duration};
 
 use futures::future::join_all;
 use lapin::{
-    BasicProperties, Channel, Confirmation, Connection,
+    BasicProperties, Channel, Confirmation,
     options::{BasicPublishOptions, ConfirmSelectOptions},
 };
 use tokio::sync::Mutex;
+
+use crate::connection::Link;
 
 /// Why a message is not known to be safely on the broker.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -48,7 +50,7 @@ pub struct Outgoing {
 /// A confirm-mode channel on the shared connection, reopened after errors.
 #[derive(Clone)]
 pub struct Publisher {
-    conn: Arc<Connection>,
+    link: Link,
     channel: Arc<Mutex<Option<Channel>>>,
     confirm_timeout: Duration,
     on_open: Arc<
@@ -58,9 +60,9 @@ pub struct Publisher {
 
 impl Publisher {
     /// `on_open` runs on every new channel (declare the exchanges there, so
-    /// lapin's recovery replays them on that channel).
+    /// a broker that lost them gets them back).
     pub fn new(
-        conn: Arc<Connection>,
+        link: Link,
         confirm_timeout: Duration,
         on_open: impl Fn(Channel) -> futures::future::BoxFuture<'static, lapin::Result<()>>
         + Send
@@ -68,7 +70,7 @@ impl Publisher {
         + 'static,
     ) -> Self {
         Self {
-            conn,
+            link,
             channel: Arc::new(Mutex::new(None)),
             confirm_timeout,
             on_open: Arc::new(on_open),
@@ -82,14 +84,12 @@ impl Publisher {
         {
             return Ok(channel.clone());
         }
-        // While lapin is recovering the connection, leave it alone: opening
-        // channels then only fails, and interferes with the recovery.
-        if !self.conn.status().connected() {
+        let Some(conn) = self.link.current() else {
             return Err(PublishError::Channel(
-                "RabbitMQ connection is recovering".into(),
+                "RabbitMQ connection down; reconnecting".into(),
             ));
-        }
-        let channel = self.conn.create_channel().await?;
+        };
+        let channel = conn.create_channel().await?;
         channel
             .confirm_select(ConfirmSelectOptions::default())
             .await?;
@@ -100,10 +100,7 @@ impl Publisher {
 
     async fn discard_channel(&self) {
         let channel = self.channel.lock().await.take();
-        // A channel of a connection in recovery is dropped, not closed: lapin
-        // recovers or discards it with the connection.
         if let Some(channel) = channel
-            && self.conn.status().connected()
             && channel.status().connected()
         {
             let _ = channel.close(200, "reopening after an error".into()).await;

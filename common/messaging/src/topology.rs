@@ -117,8 +117,8 @@ impl Topology {
     }
 
     /// Declares `queue` with its binding, retry tiers and dead-letter queue
-    /// (idempotent). Consumers call this on the channel they consume from, so
-    /// lapin's recovery replays it after a reconnect.
+    /// (idempotent). Consumers call this each time they attach, so a broker
+    /// that lost the queue gets it back.
     pub async fn declare_queue(&self, channel: &Channel, queue: &QueueSpec) -> lapin::Result<()> {
         self.declare_exchanges(channel).await?;
         for declaration in self.queue_declarations(queue) {

@@ -45,7 +45,7 @@ fn record(name: &str) {
 
 /// Every variable this process has looked up through this module, set or
 /// not: what a service's configuration reads, measured rather than listed
-/// (e2e/tests/e2e/compose_config.rs checks docker-compose.yml against it).
+/// (e2e/tests/e2e/compose_config/ checks docker-compose.yml against it).
 /// Test builds only (feature `test-hooks`).
 #[cfg(feature = "test-hooks")]
 pub fn variables_read() -> std::collections::BTreeSet<String> {

@@ -21,6 +21,13 @@ use crate::metrics;
 #[async_trait::async_trait]
 pub trait ReadinessCheck: Send + Sync {
     async fn check(&self) -> Result<(), String>;
+
+    /// Said in place of `"ok"` when the check passes but something is
+    /// worth knowing: a condition the service works through (the broker
+    /// blocking its publishers, say) rather than one that stops it.
+    fn note(&self) -> Option<String> {
+        None
+    }
 }
 
 /// A flag set by a background task (broker connected, consumer attached).
@@ -98,9 +105,9 @@ impl Readiness {
         let results = join_all(self.checks.iter().map(|(_, c)| c.check())).await;
         let mut all_ok = true;
         let mut report = Map::new();
-        for ((name, _), result) in self.checks.iter().zip(results) {
+        for ((name, check), result) in self.checks.iter().zip(results) {
             let value = match result {
-                Ok(()) => json!("ok"),
+                Ok(()) => json!(check.note().unwrap_or_else(|| "ok".to_owned())),
                 Err(reason) => {
                     all_ok = false;
                     json!(reason)

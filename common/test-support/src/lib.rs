@@ -11,12 +11,14 @@ mod metrics;
 mod process;
 mod provision;
 mod proxy;
+mod scenario;
 
 pub use logs::{LogCapture, init_logs};
 pub use metrics::{Metrics, QueueCounts, Sample};
 pub use process::{ServiceProcess, TestVhost, rabbitmqctl, rabbitmqctl_with};
 pub use provision::{ProvisionedBroker, ServiceDatabase, definitions, deploy_dir};
 pub use proxy::FaultProxy;
+pub use scenario::{ProcessScenario, scrape};
 
 use std::{future::Future, time::Duration};
 
@@ -84,8 +86,6 @@ pub fn fresh_amqp() -> AmqpSettings {
         Duration::from_millis(800),
     ];
     settings.drain_timeout = Duration::from_secs(10);
-    // A wedged connection fails the service sooner, for the harness to restart.
-    settings.max_disconnected = Duration::from_secs(15);
     settings
 }
 

@@ -4,6 +4,9 @@
 //!
 //! `cut()` closes every open connection through the proxy and refuses new
 //! ones, like a server that went away; `restore()` accepts again.
+//! `freeze()` leaves the open connections open but forwards nothing more on
+//! them, in either direction: a half-open link, where the peer is silent and
+//! never closes. New connections are forwarded as before.
 
 use std::net::SocketAddr;
 
@@ -20,6 +23,9 @@ pub struct FaultProxy {
     pub port: u16,
     /// `true` while the proxy forwards; every change is seen by the tasks.
     up: watch::Sender<bool>,
+    /// Raised by each [`FaultProxy::freeze`]: connections opened before it
+    /// stop forwarding.
+    frozen: watch::Sender<u64>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -35,8 +41,21 @@ impl FaultProxy {
         let listener = TcpListener::bind((ip, 0)).await.expect("bind proxy");
         let port = listener.local_addr().unwrap().port();
         let (up, _) = watch::channel(true);
-        let task = tokio::spawn(serve(listener, target, up.clone()));
-        Self { ip, port, up, task }
+        let (frozen, _) = watch::channel(0);
+        let task = tokio::spawn(serve(listener, target, up.clone(), frozen.clone()));
+        Self {
+            ip,
+            port,
+            up,
+            frozen,
+            task,
+        }
+    }
+
+    /// Stops forwarding on every open connection, without closing any: each
+    /// side sees silence, not an end. New connections are forwarded.
+    pub fn freeze(&self) {
+        self.frozen.send_modify(|epoch| *epoch += 1);
     }
 
     /// Drops every connection and closes the port: new connections are
@@ -63,14 +82,19 @@ impl Drop for FaultProxy {
     }
 }
 
-async fn serve(mut listener: TcpListener, target: SocketAddr, up: watch::Sender<bool>) {
+async fn serve(
+    mut listener: TcpListener,
+    target: SocketAddr,
+    up: watch::Sender<bool>,
+    frozen: watch::Sender<u64>,
+) {
     let address = listener.local_addr().unwrap();
     let mut state = up.subscribe();
     loop {
         tokio::select! {
             accepted = listener.accept() => {
                 let Ok((client, _)) = accepted else { continue };
-                tokio::spawn(forward(client, target, up.subscribe()));
+                tokio::spawn(forward(client, target, up.subscribe(), frozen.subscribe()));
             }
             _ = state.wait_for(|up| !*up) => {}
         }
@@ -84,13 +108,25 @@ async fn serve(mut listener: TcpListener, target: SocketAddr, up: watch::Sender<
     }
 }
 
-async fn forward(mut client: TcpStream, target: SocketAddr, mut up: watch::Receiver<bool>) {
+async fn forward(
+    mut client: TcpStream,
+    target: SocketAddr,
+    mut up: watch::Receiver<bool>,
+    mut frozen: watch::Receiver<u64>,
+) {
     let Ok(mut server) = TcpStream::connect(target).await else {
         return;
     };
-    tokio::select! {
-        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-        _ = up.wait_for(|up| !*up) => {}
+    let opened_in = *frozen.borrow_and_update();
+    let froze = tokio::select! {
+        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => false,
+        _ = up.wait_for(|up| !*up) => false,
+        _ = frozen.wait_for(|epoch| *epoch > opened_in) => true,
+    };
+    if froze {
+        // Half-open: hold both sockets, forward nothing, until cut or the
+        // proxy goes.
+        let _ = up.wait_for(|up| !*up).await.is_ok();
     }
 }
 

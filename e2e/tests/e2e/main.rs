@@ -2,6 +2,7 @@
 //! and an in-process SMTP server: one module per scenario; and the
 //! repository's own checks (`repository`, `layout`). One test binary.
 
+mod broker_alarm;
 mod broker_outage;
 mod broker_restart;
 mod checkout_flow;

@@ -32,7 +32,10 @@ async fn one_claim_statement_answers_each_email_as_if_it_ran_alone() {
     let before = [sent.clone(), held.clone(), failed.clone()];
     assert_eq!(
         db::claim(&pool, &before, long).await.unwrap(),
-        [Claim::Taken { attempts: 0 }; 3]
+        [Claim::Taken {
+            attempts: 0,
+            unrecorded_send: false
+        }; 3]
     );
     db::claim(&pool, std::slice::from_ref(&expired), Duration::ZERO)
         .await
@@ -53,11 +56,22 @@ async fn one_claim_statement_answers_each_email_as_if_it_ran_alone() {
     assert_eq!(
         db::claim(&pool, &claims, long).await.unwrap(),
         [
-            Claim::Taken { attempts: 0 },
+            Claim::Taken {
+                attempts: 0,
+                unrecorded_send: false
+            },
             Claim::AlreadySent,
             Claim::HeldElsewhere,
-            Claim::Taken { attempts: 0 }, // its lease had run out
-            Claim::Taken { attempts: 1 }, // a failed mail is tried again on replay
+            // Its lease ran out with nothing recorded: maybe sent already.
+            Claim::Taken {
+                attempts: 0,
+                unrecorded_send: true
+            },
+            // A failed mail is tried again on replay.
+            Claim::Taken {
+                attempts: 1,
+                unrecorded_send: false
+            },
         ]
     );
 

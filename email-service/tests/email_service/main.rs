@@ -2,6 +2,7 @@
 //! PostgreSQL and RabbitMQ and an in-process SMTP server.
 
 mod batched_statements;
+mod crash;
 mod emails;
 mod fake_smtp;
 mod smtp_failures;

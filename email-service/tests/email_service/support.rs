@@ -196,8 +196,8 @@ async fn start(settings: &Settings) -> (Replica, PgPool, u16) {
     let app = Application::build(settings.clone())
         .await
         .expect("email-service builds");
-    let pool = app.pool().clone();
-    let port = app.port();
+    let pool = app.foundation().pool.clone();
+    let port = app.foundation().port();
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
     (Replica { shutdown, task }, pool, port)

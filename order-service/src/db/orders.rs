@@ -102,11 +102,8 @@ impl BatchStatement for InsertOrders {
     const NAME: &'static str = "insert_orders";
     /// Checkouts wait on their commit with nothing else to do, so more
     /// statements in flight let PostgreSQL flush their commits together.
-    /// `scripts/bench.sh intake`, 64 connections, alternating runs on two
-    /// cores: 2 069 and 2 078 checkouts/s with 2 workers, 2 932 and 2 745
-    /// with 4. The consumers' statements keep 2: with 4 everywhere the
-    /// 500/s end-to-end run's p99 was worse (0.96 and 1.79 s against 0.83
-    /// and 1.26 s).
+    /// The consumers' statements keep 2 (`docs/performance.md`, "Group
+    /// commit", has the runs that chose both).
     const WORKERS: usize = 4;
 
     fn keys(write: &OrderWrite) -> Vec<Uuid> {

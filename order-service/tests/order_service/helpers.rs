@@ -51,8 +51,8 @@ impl TestApp {
         let app = Application::build(settings)
             .await
             .expect("order-service builds");
-        let base = format!("http://127.0.0.1:{}", app.port());
-        let pool = app.pool().clone();
+        let base = format!("http://127.0.0.1:{}", app.foundation().port());
+        let pool = app.foundation().pool.clone();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
         let conn = test_support::test_connection().await;

@@ -8,37 +8,20 @@ use contract::{
     events::{Event, OrderCreated},
     names::PAYMENT_QUEUE,
 };
-use lapin::{Connection, ConnectionProperties};
-use messaging::{AmqpSettings, headers, topology::Topology};
+use messaging::headers;
 use runtime::trace_context::TraceParent;
 use serde_json::{Value, json};
-use test_support::{self, ServiceProcess, TestVhost, eventually};
+use test_support::{self, ProcessScenario, eventually};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_order-service");
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 
 #[tokio::test]
 async fn the_binary_logs_the_callers_trace_id_and_publishes_it_with_the_event() {
-    let vhost = TestVhost::create();
-    let conn = Connection::connect(&vhost.url, ConnectionProperties::default())
-        .await
-        .unwrap();
-    let mut settings = AmqpSettings::local(String::new());
-    settings.url = vhost.url.clone();
-    let topology = Topology::new(&settings);
-    let queue = topology.queue(PAYMENT_QUEUE, OrderCreated::ROUTING_KEY);
-    let channel = conn.create_channel().await.unwrap();
-    topology.declare_queue(&channel, &queue).await.unwrap();
-
+    let scenario =
+        ProcessScenario::new("order", &[(PAYMENT_QUEUE, OrderCreated::ROUTING_KEY)]).await;
     let port = test_support::free_port();
-    let service = ServiceProcess::spawn(
-        BINARY,
-        &[
-            ("BIND_ADDR", format!("127.0.0.1:{port}")),
-            ("DATABASE_URL", test_support::fresh_database("order").url),
-            ("RABBITMQ_URL", vhost.url.clone()),
-        ],
-    );
+    let service = scenario.start(BINARY, port, &[]);
     let http = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
     eventually(Duration::from_secs(30), "order-service ready", || async {
@@ -59,7 +42,8 @@ async fn the_binary_logs_the_callers_trace_id_and_publishes_it_with_the_event() 
     let order_id = order["id"].as_str().unwrap().to_owned();
 
     let messages =
-        test_support::take_messages(&conn, &queue.name, 1, Duration::from_secs(20)).await;
+        test_support::take_messages(&scenario.conn, PAYMENT_QUEUE, 1, Duration::from_secs(20))
+            .await;
     let header = headers::get_str(&messages[0].delivery.properties, headers::TRACEPARENT)
         .expect("the event carries a traceparent");
     assert_eq!(

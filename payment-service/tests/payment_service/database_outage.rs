@@ -39,7 +39,7 @@ async fn a_database_outage_longer_than_the_retry_schedule_parks_nothing() {
     })
     .await
     .unwrap();
-    let pool = app.pool().clone();
+    let pool = app.foundation().pool.clone();
     let stop = CancellationToken::new();
     let task = tokio::spawn(app.run_until_stopped(stop.clone()));
     let conn = test_support::test_connection().await;

@@ -45,8 +45,8 @@ impl TestApp {
         let app = Application::build(settings)
             .await
             .expect("payment-service builds");
-        let pool = app.pool().clone();
-        let metrics_url = format!("http://127.0.0.1:{}/metrics", app.port());
+        let pool = app.foundation().pool.clone();
+        let metrics_url = format!("http://127.0.0.1:{}/metrics", app.foundation().port());
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
         let conn = test_support::test_connection().await;

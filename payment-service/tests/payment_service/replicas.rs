@@ -39,7 +39,7 @@ async fn start_replica(
     })
     .await
     .unwrap();
-    let pool = app.pool().clone();
+    let pool = app.foundation().pool.clone();
     let stop = CancellationToken::new();
     let task = tokio::spawn(app.run_until_stopped(stop.clone()));
     (Replica { stop, task }, pool)

@@ -1,21 +1,13 @@
 //! Scaling, proven on the real binary: payment-service processes competing
 //! for one queue, as `docker compose up --scale payment-service=N` runs them.
-//!
-//! - `three_replicas_split_a_burst_and_sigterm_mid_burst_loses_and_duplicates_nothing`
-//!   (asserted): every replica does some of the work, each is told apart in
-//!   its metrics, and two of them stopped with SIGTERM in the middle of the
-//!   burst lose and duplicate nothing.
-//! - `scaling_figures` (`#[ignore]`d: timing is a figure to read, not an
-//!   assertion): drains one burst with 1 and then 3 replicas and prints the
-//!   drain times, the speed-up and the work split. Run it with
-//!   `scripts/scaling.sh` (README, "Scaling").
+//! Every replica does some of the work, each is told apart in its metrics,
+//! and two of them stopped with SIGTERM in the middle of the burst lose and
+//! duplicate nothing. The speed-up is a figure, measured by the `scaling`
+//! benchmark (`docs/performance.md`).
 
-use std::{
-    collections::HashSet,
-    time::{Duration, Instant},
-};
+use std::{collections::HashSet, time::Duration};
 
-use crate::support::{Scenario, count_payments, scrape, wait_for_consumers};
+use crate::support::{Scenario, count_payments};
 use contract::names::PAYMENT_QUEUE;
 use test_support::{self, ServiceProcess, eventually};
 
@@ -41,7 +33,7 @@ impl Replica {
     /// Payments this replica stored (its `payments_total`), and its
     /// `replica` label.
     async fn payments(&self) -> (f64, String) {
-        let metrics = scrape(self.port)
+        let metrics = test_support::scrape(self.port)
             .await
             .expect("the replica serves /metrics");
         let replica = metrics
@@ -82,7 +74,7 @@ async fn three_replicas_split_a_burst_and_sigterm_mid_burst_loses_and_duplicates
     // 100 ms per payment, two at a time: the three drain ~60 orders a second,
     // so the burst is still running when two of them are stopped.
     let mut replicas: Vec<Replica> = (0..3).map(|_| Replica::start(&scenario, 100, 2)).collect();
-    wait_for_consumers(&scenario, 3).await;
+    test_support::wait_for_consumers(&scenario.conn, PAYMENT_QUEUE, 3).await;
     let burst = orders(ORDERS);
     scenario.publish_burst(&burst).await;
 
@@ -156,97 +148,4 @@ async fn three_replicas_split_a_burst_and_sigterm_mid_burst_loses_and_duplicates
         );
     }
     replicas[2].stop().await;
-}
-
-/// Drain time of one burst by `count` replicas; the payments per replica.
-async fn drain(
-    count: usize,
-    orders_in_burst: usize,
-    delay_ms: u64,
-    prefetch: u16,
-) -> (Duration, Vec<f64>) {
-    let scenario = Scenario::new().await;
-    let mut replicas: Vec<Replica> = (0..count)
-        .map(|_| Replica::start(&scenario, delay_ms, prefetch))
-        .collect();
-    wait_for_consumers(&scenario, count as u32).await;
-    let pool = scenario.pool().await;
-    let burst = orders(orders_in_burst);
-
-    let started = Instant::now();
-    scenario.publish_burst(&burst).await;
-    loop {
-        if count_payments(&pool).await == orders_in_burst as i64 {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(600),
-            "the burst drains"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let elapsed = started.elapsed();
-
-    // A replica counts a payment just after committing it.
-    let split = eventually(Duration::from_secs(10), "every payment counted", || async {
-        let mut split = Vec::new();
-        for replica in &replicas {
-            split.push(replica.payments().await.0);
-        }
-        (split.iter().sum::<f64>() == orders_in_burst as f64).then_some(split)
-    })
-    .await;
-    for replica in &mut replicas {
-        replica.stop().await;
-    }
-    (elapsed, split)
-}
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".into())
-}
-
-/// Prints the drain time of one burst with 1 and with 3 replicas (or
-/// `SCALING_REPLICAS`, e.g. `1,2,3`). Settings: `SCALING_ORDERS` (60),
-/// `PAYMENT_DELAY_MS` (300), `CONSUMER_PREFETCH` (1).
-#[tokio::test]
-#[ignore = "prints timing figures; run alone with scripts/scaling.sh"]
-#[expect(clippy::print_stdout, reason = "the figures are this test's output")]
-async fn scaling_figures() {
-    let orders_in_burst: usize = env_or("SCALING_ORDERS", 60);
-    let delay_ms: u64 = env_or("PAYMENT_DELAY_MS", 300);
-    let prefetch: u16 = env_or("CONSUMER_PREFETCH", 1);
-    let counts: Vec<usize> = std::env::var("SCALING_REPLICAS")
-        .unwrap_or_else(|_| "1,3".into())
-        .split(',')
-        .filter_map(|n| n.trim().parse().ok())
-        .collect();
-    println!(
-        "scaling: {orders_in_burst} orders, PAYMENT_DELAY_MS={delay_ms}, \
-         CONSUMER_PREFETCH={prefetch}; load average before: {}",
-        load_average()
-    );
-    let mut baseline: Option<Duration> = None;
-    for count in counts {
-        let (elapsed, split) = drain(count, orders_in_burst, delay_ms, prefetch).await;
-        let base = *baseline.get_or_insert(elapsed);
-        let ideal = orders_in_burst as f64 * delay_ms as f64 / 1000.0 / count as f64;
-        println!(
-            "scaling: {count} replica(s): drained in {:.2} s (ideal {ideal:.2} s), \
-             {:.1} payments/s, speed-up {:.2}x; payments per replica {split:?}",
-            elapsed.as_secs_f64(),
-            orders_in_burst as f64 / elapsed.as_secs_f64(),
-            base.as_secs_f64() / elapsed.as_secs_f64(),
-        );
-    }
-    println!("scaling: load average after: {}", load_average());
 }

@@ -1,9 +1,8 @@
 //! Coalesced acks: one `basic.ack(multiple = true)` settles every delivery of
 //! the channel up to its tag, so deliveries that finish together (a batched
 //! statement answers up to 64 handlers at once) cost the broker one settle
-//! instead of one each. On a quorum queue every settle is a Raft command;
-//! probing here, consume + ack cost RabbitMQ about 0.09 ms of CPU per message
-//! acked one by one and 0.025 ms acked twenty at a time.
+//! instead of one each. On a quorum queue every settle is a Raft command, so
+//! this is a large part of RabbitMQ's CPU (`docs/performance.md`).
 //!
 //! The rule that keeps it safe: a multiple ack only ever covers a run of
 //! deliveries that have *all* finished, starting at the oldest unsettled one

@@ -20,10 +20,12 @@
 //! An ack that returns `Ok(false)` was not sent (the channel died); the broker
 //! will redeliver and the idempotent handler makes that harmless.
 //!
-//! Supervision ([`run`]): a stream that ends (consumer cancelled by the broker)
-//! or errors (channel closed by the broker) is detected, and the channel and
-//! consumer are rebuilt; if that keeps failing, `run` returns an error and the
-//! service is restarted (`runtime::service::keep_running`). On shutdown the
+//! Supervision ([`Consumer::run`]): a stream that ends (consumer cancelled by
+//! the broker) or errors (channel closed by the broker) is detected, and the
+//! channel, queue and consumer are rebuilt; after a lost connection, on the
+//! next one as soon as the connection's supervisor has it. If rebuilding
+//! keeps failing on a connection that is up, `run` returns an error and the
+//! service is restarted in process (`runtime::service::supervise`). On shutdown the
 //! consumer is cancelled, in-flight deliveries finish and are acked within
 //! `drain_timeout`, and the channel is closed (unstarted ones are requeued).
 
@@ -49,6 +51,7 @@ use tracing::Instrument as _;
 
 use super::{
     AmqpSettings,
+    connection::Link,
     publisher::Publisher,
     topology::{QueueSpec, Topology},
 };
@@ -114,7 +117,7 @@ pub trait Handler<E: Event>: Send + Sync + 'static {
 
 /// A consumer of one work queue.
 pub struct Consumer<E, H> {
-    pub conn: Arc<Connection>,
+    pub link: Link,
     pub settings: AmqpSettings,
     pub topology: Topology,
     pub queue: QueueSpec,
@@ -136,7 +139,7 @@ const MAX_CONSECUTIVE_FAILURES: u32 = 10;
 
 impl<E: Event, H: Handler<E>> Consumer<E, H> {
     pub fn new(
-        conn: Arc<Connection>,
+        link: Link,
         settings: AmqpSettings,
         queue: QueueSpec,
         handler: Arc<H>,
@@ -147,7 +150,7 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
         Self {
             topology: Topology::new(&settings),
             publisher,
-            conn,
+            link,
             settings,
             queue,
             handler,
@@ -171,8 +174,21 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
         let mut failures = 0;
         let mut backoff = Duration::from_millis(200);
         loop {
-            let outcome = self.consume_once(&publisher, &shutdown).await;
+            let Some(conn) = self.link.wait(&shutdown).await else {
+                return Ok(());
+            };
+            let outcome = self.consume_once(&conn, &publisher, &shutdown).await;
             self.attached.set(false);
+            if outcome.is_err() && !conn.status().connected() {
+                // The connection went: nothing to count against this queue.
+                // Start again on the next one.
+                metrics::counter!("consumer_restarts_total", "queue" => self.queue.name.clone())
+                    .increment(1);
+                tracing::info!(queue = %self.queue.name, "connection lost; the consumer waits for the next one");
+                failures = 0;
+                backoff = Duration::from_millis(200);
+                continue;
+            }
             let error = match outcome {
                 Ok(()) => return Ok(()),
                 Err(ConsumeError::AfterAttach(e)) => {
@@ -205,10 +221,11 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
 
     async fn consume_once(
         &self,
+        conn: &Connection,
         publisher: &Publisher,
         shutdown: &CancellationToken,
     ) -> Result<(), ConsumeError> {
-        let channel = self.conn.create_channel().await.map_err(before)?;
+        let channel = conn.create_channel().await.map_err(before)?;
         // Prefetch bounds the unacked deliveries, i.e. the concurrent handlers.
         // Set before basic_consume; per consumer (global=false), as quorum
         // queues require.

@@ -3,9 +3,8 @@
 //! statement.
 //!
 //! Why: a small write's cost is mostly per statement (round trip, executor
-//! start-up, commit, WAL flush), not per row. pgbench on a 2-core box: the
-//! payment statement alone, 8 clients, ≈ 4 400 rows/s; the same statement
-//! over 16 rows (`unnest`), 2 clients, ≈ 15 800 rows/s.
+//! start-up, commit, WAL flush), not per row (`docs/performance.md`,
+//! "Group commit").
 //!
 //! How: a caller [`Batcher::submit`]s its item and awaits its own result.
 //! [`BatchStatement::WORKERS`] tasks each take whatever is waiting (up to

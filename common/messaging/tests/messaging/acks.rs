@@ -139,11 +139,7 @@ impl Fixture {
     /// broker makes whatever was not acked ready again.
     async fn kill_consumer(&self) {
         self.consumer.abort();
-        self.broker
-            .conn
-            .close(200, "test kills the consumer".into())
-            .await
-            .unwrap();
+        self.broker.close().await;
     }
 
     /// The order ids of the messages left in the queue (taken off it).

@@ -1,86 +1,177 @@
-//! A service's broker connection after the service is done with it, against
-//! the real RabbitMQ behind a cuttable proxy.
-//!
-//! A service that fails while its connection is recovering is rebuilt with a
-//! new connection (`runtime::service::supervise`). lapin cannot close a
-//! connection that is recovering, and its recovery goes on without any
-//! handle: once the broker is back it re-subscribes the old consumers, whose
-//! deliveries nobody reads and nobody acks. This checks that the old
-//! connection is closed as soon as it comes back, so the broker requeues
-//! whatever it took.
+//! A service's broker connection behind a proxy in front of the real
+//! RabbitMQ, which cuts it or freezes it: when the connection fails, its
+//! supervisor opens a new one and the consumer is back on its queue there,
+//! once, without the service restarting.
 
-use std::time::Duration;
-
-use lapin::{
-    options::{BasicConsumeOptions, QueueDeclareOptions, QueueDeleteOptions},
-    types::FieldTable,
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
 };
-use messaging::broker::Broker;
-use runtime::health::StartupProgress;
-use test_support::{self, FaultProxy, eventually};
+
+use contract::{
+    events::{Event, OrderCreated},
+    names::PAYMENT_QUEUE,
+};
+use messaging::{
+    broker::Broker,
+    consumer::{Handler, HandlerError, Incoming},
+    topology::{QueueSpec, Topology},
+};
+use runtime::{
+    health::{Flag, StartupProgress},
+    service::Tasks,
+};
+use test_support::{self, BrokerCleanup, FaultProxy, eventually};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+#[derive(Default)]
+struct Recorder(Mutex<Vec<Uuid>>);
+
+#[async_trait::async_trait]
+impl Handler<OrderCreated> for Recorder {
+    async fn handle(&self, message: Incoming<OrderCreated>) -> Result<(), HandlerError> {
+        self.0.lock().unwrap().push(message.event.order_id);
+        Ok(())
+    }
+}
+
+/// A consumer of a fresh payment queue run as a service runs it (the
+/// connection's supervisor beside it), connected through `proxy`.
+struct Service {
+    proxy: FaultProxy,
+    topology: Topology,
+    queue: QueueSpec,
+    connected: Flag,
+    attached: Flag,
+    recorder: Arc<Recorder>,
+    observer: lapin::Connection,
+    shutdown: CancellationToken,
+    task: JoinHandle<anyhow::Result<()>>,
+    _cleanup: BrokerCleanup,
+}
+
+impl Service {
+    /// `url_suffix` is appended to the broker URL (`?heartbeat=2`).
+    async fn start(url_suffix: &str) -> Self {
+        test_support::init_logs();
+        let mut settings = test_support::fresh_amqp();
+        let topology = Topology::new(&settings);
+        let queue = topology.queue(PAYMENT_QUEUE, OrderCreated::ROUTING_KEY);
+        let cleanup = BrokerCleanup {
+            settings: settings.clone(),
+            queues: vec![queue.clone()],
+        };
+        let proxy = FaultProxy::start(test_support::socket_addr_of(&settings.url)).await;
+        settings.url = proxy.rewrite_url(&settings.url) + url_suffix;
+        let broker = Broker::connect(settings, "reconnect-test", &StartupProgress::new("test"))
+            .await
+            .unwrap();
+        let connected = broker.connected.clone();
+        let attached = Flag::default();
+        let recorder = Arc::new(Recorder::default());
+        let consumer =
+            broker.consumer::<OrderCreated, _>(PAYMENT_QUEUE, recorder.clone(), attached.clone());
+        let mut tasks = Tasks::new();
+        tasks.intake("consumer", move |stop| consumer.run(stop));
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn({
+            let shutdown = shutdown.clone();
+            async move { broker.run(tasks, shutdown).await }
+        });
+        let observer = test_support::test_connection().await;
+        test_support::wait_for_consumers(&observer, &queue.name, 1).await;
+        Self {
+            proxy,
+            topology,
+            queue,
+            connected,
+            attached,
+            recorder,
+            observer,
+            shutdown,
+            task,
+            _cleanup: cleanup,
+        }
+    }
+
+    async fn wait_until_lost(&self, within: Duration) {
+        eventually(within, "the connection seen lost", || async {
+            (!self.connected.get() && !self.attached.get()).then_some(())
+        })
+        .await;
+    }
+
+    async fn wait_until_back(&self, within: Duration) {
+        eventually(within, "the consumer back on a new connection", || async {
+            (self.connected.get() && self.attached.get()).then_some(())
+        })
+        .await;
+    }
+
+    /// An event published now is handled; exactly one consumer is on the
+    /// queue; the service never stopped. Then stops it.
+    async fn consumes_once_and_stops(self) {
+        let event = test_support::fixtures::order_created("reconnect@example.com");
+        test_support::publish_raw(
+            &self.observer,
+            &self.topology.exchange(),
+            OrderCreated::ROUTING_KEY,
+            &serde_json::to_vec(&event).unwrap(),
+            &event.event_id.to_string(),
+        )
+        .await;
+        eventually(Duration::from_secs(10), "the event handled", || async {
+            let handled = self.recorder.0.lock().unwrap().contains(&event.order_id);
+            handled.then_some(())
+        })
+        .await;
+        eventually(
+            Duration::from_secs(15),
+            "one consumer on the queue, none left from the lost connection",
+            || async {
+                (test_support::consumer_count(&self.observer, &self.queue.name).await == 1)
+                    .then_some(())
+            },
+        )
+        .await;
+        assert!(!self.task.is_finished(), "the service never stopped");
+        self.shutdown.cancel();
+        self.task.await.unwrap().unwrap();
+    }
+}
 
 #[tokio::test]
-async fn a_replaced_connection_is_closed_when_it_recovers_and_keeps_no_consumer() {
-    let mut settings = test_support::fresh_amqp();
-    let proxy = FaultProxy::start(test_support::socket_addr_of(&settings.url)).await;
-    settings.url = proxy.rewrite_url(&settings.url);
-    let queue = format!("{}replaced", settings.prefix);
-    let observer = test_support::test_connection().await;
-
-    let broker = Broker::connect(settings, "replaced-test", &StartupProgress::new("test"))
-        .await
-        .unwrap();
-    let channel = broker.conn.create_channel().await.unwrap();
-    channel
-        .queue_declare(
-            queue.as_str().into(),
-            QueueDeclareOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    let consumer = channel
-        .basic_consume(
-            queue.as_str().into(),
-            "old".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    test_support::wait_for_consumers(&observer, &queue, 1).await;
-
-    // The broker goes away; the service gives up on the connection while
-    // lapin is still recovering it, as after a watchdog failure.
-    proxy.cut();
-    let old = broker.conn.clone();
+async fn a_lost_connection_is_replaced_and_the_consumer_consumes_again_once() {
+    let service = Service::start("").await;
+    service.proxy.cut();
+    service.wait_until_lost(Duration::from_secs(10)).await;
     eventually(
         Duration::from_secs(10),
-        "lapin to start recovering the connection",
-        || async { old.status().reconnecting().then_some(()) },
+        "the broker to drop the old consumer",
+        || async {
+            (test_support::consumer_count(&service.observer, &service.queue.name).await == 0)
+                .then_some(())
+        },
     )
     .await;
-    drop(consumer);
-    drop(channel);
-    broker.close().await;
-    drop(broker);
-    proxy.restore();
+    service.proxy.restore();
+    service.wait_until_back(Duration::from_secs(20)).await;
+    service.consumes_once_and_stops().await;
+}
 
-    eventually(
-        Duration::from_secs(30),
-        "the old connection to be closed once it recovered",
-        || async { old.status().closed().then_some(()) },
-    )
-    .await;
-    eventually(
-        Duration::from_secs(10),
-        "no consumer left on the queue",
-        || async { (test_support::consumer_count(&observer, &queue).await == 0).then_some(()) },
-    )
-    .await;
-
-    let channel = observer.create_channel().await.unwrap();
-    let _ = channel
-        .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-        .await;
+/// M7: the peer goes silent without closing. Heartbeats (2 s here) find it
+/// out after two silent intervals; the supervisor then connects again.
+#[tokio::test]
+async fn a_half_open_connection_is_found_by_heartbeats_and_replaced() {
+    const HEARTBEAT: Duration = Duration::from_secs(2);
+    let service = Service::start("?heartbeat=2").await;
+    let frozen = Instant::now();
+    service.proxy.freeze();
+    // lapin checks every half heartbeat, so it notices within 2.5 of them.
+    service.wait_until_lost(HEARTBEAT * 3).await;
+    service.wait_until_back(Duration::from_secs(10)).await;
+    tracing::info!(after = ?frozen.elapsed(), "consuming again after the link froze");
+    service.consumes_once_and_stops().await;
 }

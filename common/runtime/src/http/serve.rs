@@ -26,8 +26,8 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Shorter than [`HEADER_READ_TIMEOUT`], after which the server closes an
 /// idle connection: with a longer one (reqwest's default is 90 s) a request
 /// sent on a connection just as the server closes it is reset, and a
-/// checkout without an `Idempotency-Key` cannot be retried (seen as 502s at
-/// 300 checkouts/s).
+/// checkout without an `Idempotency-Key` cannot be retried (it surfaced as
+/// 502s under load).
 pub const CLIENT_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 const _: () = assert!(CLIENT_POOL_IDLE_TIMEOUT.as_millis() < HEADER_READ_TIMEOUT.as_millis());
 

@@ -2,7 +2,7 @@
 //!
 //! Two groups: *intake* tasks take work in (the HTTP server, consumers) and are
 //! stopped first on shutdown, each draining its in-flight work; *background*
-//! tasks (the outbox relay, the broker watchdog) keep going until intake has
+//! tasks (the outbox relay, the broker connection's supervisor) keep going until intake has
 //! drained, so the relay publishes what the drain committed, then stop.
 //!
 //! Any task that ends before shutdown was asked for (an error, or a loop that
@@ -93,9 +93,9 @@ impl Tasks {
 
 /// Runs a service and, when it fails after having started, starts it afresh
 /// with backoff, as compose's `restart: unless-stopped` would restart the
-/// process. This covers the dependency failures a service cannot heal in
-/// place (a RabbitMQ connection whose recovery wedged): a fresh start gets a
-/// fresh connection. `first` is the already built service's run; `restart`
+/// process. This covers the failures a service cannot heal in place (a
+/// consumer that cannot attach again and again, a task that died): a fresh
+/// start gets fresh connections and tasks. `first` is the already built service's run; `restart`
 /// builds and runs a new one. Returns when `shutdown` fires.
 pub async fn keep_running(
     name: &'static str,
@@ -206,7 +206,7 @@ mod tests {
                     stop.cancel(); // the second restart runs until shutdown
                     return Ok(());
                 }
-                anyhow::bail!("broker connection wedged")
+                anyhow::bail!("a consumer could not attach")
             }) as BoxFuture<'static, anyhow::Result<()>>
         };
         let first = async { anyhow::bail!("first run failed") };

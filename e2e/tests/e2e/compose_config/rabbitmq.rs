@@ -1,0 +1,153 @@
+//! deploy/rabbitmq/definitions.json against what the services declare, and
+//! each service's own credentials.
+
+use std::collections::BTreeSet;
+
+use serde_json::{Value, json};
+
+use super::{RUST_SERVICES, compose, configuration_of, environment, read, services};
+
+/// One entity of definitions.json without its vhost, comparable.
+fn without_vhost(mut item: Value) -> Value {
+    item.as_object_mut().unwrap().remove("vhost");
+    item
+}
+
+#[test]
+fn the_rabbitmq_definitions_are_what_the_services_declare() {
+    let definitions = test_support::definitions();
+    let services = services(&compose());
+    let (mut queues, mut bindings, mut exchanges) = (Vec::new(), Vec::new(), BTreeSet::new());
+    for binary in RUST_SERVICES {
+        let report = configuration_of(binary, &environment(&services[binary]));
+        if report["queues"].is_null() {
+            continue;
+        }
+        for queue in report["queues"].as_array().unwrap() {
+            let mut queue = queue.clone();
+            queue["durable"] = true.into();
+            queue["auto_delete"] = false.into();
+            queues.push(queue);
+        }
+        for binding in report["bindings"].as_array().unwrap() {
+            let mut binding = binding.clone();
+            binding["destination_type"] = "queue".into();
+            binding["arguments"] = json!({});
+            bindings.push(binding);
+        }
+        for exchange in report["exchanges"].as_array().unwrap() {
+            exchanges.insert(exchange.to_string());
+        }
+    }
+    let sorted = |mut items: Vec<Value>| {
+        items.sort_by_key(|v| v.to_string());
+        items
+    };
+    let provisioned = |section: &str| -> Vec<Value> {
+        definitions[section]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| {
+                assert_eq!(item["vhost"], "/", "{section}: everything in vhost /");
+                without_vhost(item.clone())
+            })
+            .collect()
+    };
+    let expected_queues = sorted(queues);
+    let actual_queues = sorted(provisioned("queues"));
+    assert_eq!(
+        actual_queues,
+        expected_queues,
+        "definitions.json queues differ from what the services declare; expected:\n{}",
+        serde_json::to_string_pretty(&expected_queues).unwrap()
+    );
+    assert_eq!(sorted(provisioned("bindings")), sorted(bindings));
+    let provisioned_exchanges: BTreeSet<String> = provisioned("exchanges")
+        .into_iter()
+        .map(|e| {
+            assert_eq!(e["durable"], true);
+            assert_eq!(e["auto_delete"], false);
+            json!({"name": e["name"], "type": e["type"]}).to_string()
+        })
+        .collect();
+    assert_eq!(provisioned_exchanges, exchanges);
+}
+
+/// `scheme://user:password@host:port/path` → (user, password, path).
+fn credentials(url: &str) -> (String, String, String) {
+    let rest = url.split_once("://").unwrap().1;
+    let (userinfo, host_path) = rest.rsplit_once('@').expect("credentials in the URL");
+    let (user, password) = userinfo.split_once(':').expect("user:password");
+    let path = host_path.split_once('/').map_or("", |(_, p)| p);
+    (user.to_owned(), password.to_owned(), path.to_owned())
+}
+
+#[test]
+fn each_service_logs_in_with_its_own_provisioned_credentials() {
+    let services = services(&compose());
+    let definitions = test_support::definitions();
+    let postgres = environment(&services["postgres"]);
+    let rabbitmq = environment(&services["rabbitmq"]);
+    let init_sh = read("deploy/postgres/init.sh");
+    let mut users = BTreeSet::new();
+    for binary in ["order-service", "payment-service", "email-service"] {
+        let env = environment(&services[binary]);
+
+        // PostgreSQL: init.sh creates `service <db> <role> "$<PASSWORD VAR>"`.
+        let (role, password, database) = credentials(&env["DATABASE_URL"]);
+        let line = init_sh
+            .lines()
+            .find(|l| l.starts_with(&format!("service {database} {role} ")))
+            .unwrap_or_else(|| panic!("init.sh creates {database} owned by {role}"));
+        let variable = line
+            .rsplit('$')
+            .next()
+            .unwrap()
+            .trim_matches(['"', '{', '}']);
+        assert_eq!(
+            postgres.get(variable),
+            Some(&password),
+            "{binary}: DATABASE_URL's password is the one postgres gets as {variable}"
+        );
+
+        // RabbitMQ: a user of its own in definitions.json, whose password
+        // placeholder the rabbitmq container fills from the same variable.
+        let (user, password, vhost) = credentials(&env["RABBITMQ_URL"]);
+        assert_eq!(vhost, "%2f", "{binary} uses vhost /");
+        assert!(users.insert(user.clone()), "{user} is not shared");
+        let entry = definitions["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["name"] == user.as_str())
+            .unwrap_or_else(|| panic!("definitions.json has user {user}"));
+        let placeholder = entry["password"].as_str().unwrap();
+        let variable = placeholder.trim_start_matches("${").trim_end_matches('}');
+        assert_eq!(
+            rabbitmq.get(variable),
+            Some(&password),
+            "{binary}: RABBITMQ_URL's password is {variable} of the rabbitmq container"
+        );
+        let permissions = definitions["permissions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["user"] == user.as_str())
+            .unwrap_or_else(|| panic!("{user} has permissions"));
+        for kind in ["configure", "write", "read"] {
+            assert_ne!(permissions[kind], ".*", "{user}: {kind} is limited");
+        }
+    }
+    // Every placeholder of definitions.json is filled by the rabbitmq container.
+    for user in definitions["users"].as_array().unwrap() {
+        let placeholder = user["password"].as_str().unwrap();
+        let variable = placeholder.trim_start_matches("${").trim_end_matches('}');
+        assert!(rabbitmq.contains_key(variable), "rabbitmq sets {variable}");
+        let entrypoint = read("deploy/rabbitmq/entrypoint.sh");
+        assert!(
+            entrypoint.contains(variable),
+            "entrypoint.sh fills {variable}"
+        );
+    }
+}
