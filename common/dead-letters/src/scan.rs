@@ -1,12 +1,11 @@
 //! Reading a dead-letter queue without taking anything off it: `basic.get`
-//! without ack on one channel, so whatever is not acked goes back to the
-//! queue when the channel closes.
+//! without ack on one channel, then whatever is not acked is handed back.
 
 use anyhow::{Context, anyhow, bail};
 use lapin::{
     Channel, Connection,
     message::Delivery,
-    options::{BasicAckOptions, BasicGetOptions, QueueDeclareOptions},
+    options::{BasicAckOptions, BasicGetOptions, BasicNackOptions, QueueDeclareOptions},
     types::FieldTable,
 };
 
@@ -63,9 +62,19 @@ impl Scan {
         Ok(message.map(|m| m.delivery))
     }
 
-    /// Closes the channel: every message taken and not acked goes back to the
-    /// queue (a channel that died returns them too).
+    /// Hands back every message taken and not acked, then closes the channel.
+    /// The explicit `basic.nack(requeue)` says they were not processed:
+    /// RabbitMQ 4.3 and later do not count it as a delivery against the
+    /// queue's delivery limit, as they count messages a closed channel
+    /// returns. A channel that died returns them too.
     pub(super) async fn close(self) {
+        let all_unacked = BasicNackOptions {
+            multiple: true,
+            requeue: true,
+        };
+        if let Err(e) = self.channel.basic_nack(0, all_unacked).await {
+            tracing::warn!(queue = %self.queue, error = %e, "handing back the scanned messages failed; closing the channel returns them");
+        }
         if let Err(e) = self
             .channel
             .close(200, "dead-letter scan done".into())

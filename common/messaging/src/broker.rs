@@ -164,8 +164,9 @@ impl Broker {
 
 /// `/ready`'s `rabbitmq` check: not ready while the connection is down. A
 /// broker that blocks publishing (a memory or disk alarm) leaves the service
-/// ready, since it keeps taking work in (events wait in the outbox), and is
-/// said in place of "ok".
+/// ready, since it keeps taking work in (events wait in the outbox; a retry
+/// or a parking waits with its unacked delivery), and is said in place of
+/// "ok".
 struct BrokerCheck {
     connected: Flag,
     blocked: Blocked,
@@ -184,7 +185,7 @@ impl ReadinessCheck for BrokerCheck {
     fn note(&self) -> Option<String> {
         self.blocked.get().map(|reason| {
             format!(
-                "connected, but RabbitMQ blocks publishing ({reason}); events wait in the outbox"
+                "connected, but RabbitMQ blocks publishing ({reason}); what this service publishes waits (events in the outbox, retries with their delivery) until it stops"
             )
         })
     }

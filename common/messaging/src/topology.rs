@@ -19,7 +19,7 @@
 use std::time::Duration;
 
 use lapin::{
-    Channel, ExchangeKind,
+    Channel, Connection, ExchangeKind,
     options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions},
     types::{AMQPValue, FieldTable},
 };
@@ -117,12 +117,25 @@ impl Topology {
     }
 
     /// Declares `queue` with its binding, retry tiers and dead-letter queue
-    /// (idempotent). Consumers call this each time they attach, so a broker
-    /// that lost the queue gets it back.
-    pub async fn declare_queue(&self, channel: &Channel, queue: &QueueSpec) -> lapin::Result<()> {
-        self.declare_exchanges(channel).await?;
+    /// (idempotent), on a channel of its own. Consumers call this each time
+    /// they attach, so a broker that lost the queue gets it back.
+    ///
+    /// A dead-letter or retry queue declared by an earlier version, without
+    /// `x-delivery-limit`, is kept as it is, with a warning: the broker
+    /// refuses to change a queue's arguments, and its messages must not be
+    /// lost to a failed start.
+    pub async fn declare_queue(&self, conn: &Connection, queue: &QueueSpec) -> lapin::Result<()> {
+        let mut channel = conn.create_channel().await?;
+        self.declare_exchanges(&channel).await?;
         for declaration in self.queue_declarations(queue) {
-            declare(channel, &declaration.name, declaration.arguments).await?;
+            match declare(&channel, &declaration.name, declaration.arguments).await {
+                Err(e) if declaration.name != queue.name && lacks_delivery_limit(&e) => {
+                    tracing::warn!(queue = %declaration.name, "queue declared without x-delivery-limit by an earlier version; kept as it is. On RabbitMQ 4 the default limit of 20 deliveries applies to it: set a delivery-limit policy (docs/operations.md)");
+                    // The refusal closed the channel.
+                    channel = conn.create_channel().await?;
+                }
+                other => other?,
+            }
         }
         for binding in self.bindings(queue) {
             channel
@@ -135,7 +148,7 @@ impl Topology {
                 )
                 .await?;
         }
-        Ok(())
+        channel.close(200, "topology declared".into()).await
     }
 
     /// The queues [`Topology::declare_queue`] declares for `queue` (durable,
@@ -164,11 +177,11 @@ impl Topology {
             },
             QueueDeclaration {
                 name: queue.dead_letter_queue.clone(),
-                arguments: quorum_args(),
+                arguments: unlimited_quorum_args(),
             },
         ];
         for (retry_queue, delay) in &queue.retry_queues {
-            let mut args = quorum_args();
+            let mut args = unlimited_quorum_args();
             args.insert(
                 "x-message-ttl".into(),
                 AMQPValue::LongLongInt(delay.as_millis() as i64),
@@ -216,6 +229,31 @@ fn quorum_args() -> FieldTable {
     );
     args.insert("x-overflow".into(), long_string("reject-publish"));
     args
+}
+
+/// The largest delivery limit there is, for the queues whose messages are
+/// not handled by consumers: a parked message that an operator reads again
+/// and again (each read returns it to the queue) is never dropped. Explicit,
+/// because RabbitMQ 4 gives a quorum queue without one a limit of 20, and a
+/// dead-letter queue has nowhere to send a message over it. (-1, "no limit"
+/// on 4.x, would drop a message on its first return on 3.x.)
+pub const UNLIMITED_DELIVERIES: i32 = i32::MAX;
+
+fn unlimited_quorum_args() -> FieldTable {
+    let mut args = quorum_args();
+    args.insert(
+        "x-delivery-limit".into(),
+        AMQPValue::LongInt(UNLIMITED_DELIVERIES),
+    );
+    args
+}
+
+/// The broker refused a declaration because the queue exists without the
+/// `x-delivery-limit` this version gives it.
+fn lacks_delivery_limit(error: &lapin::Error) -> bool {
+    error
+        .to_string()
+        .contains("inequivalent arg 'x-delivery-limit'")
 }
 
 async fn declare(channel: &Channel, name: &str, args: FieldTable) -> lapin::Result<()> {
@@ -268,6 +306,25 @@ mod tests {
             ]
         );
         assert_eq!(topology.exchange(), "ecommerce_events");
+    }
+
+    #[test]
+    fn every_queue_has_an_explicit_delivery_limit() {
+        let topology = Topology::new(&AmqpSettings::local(String::new()));
+        let queue = topology.queue(contract::names::ORDER_QUEUE, "payment.payment.processed");
+        for declaration in topology.queue_declarations(&queue) {
+            let expected = if declaration.name == queue.name {
+                AMQPValue::LongInt(5)
+            } else {
+                AMQPValue::LongInt(UNLIMITED_DELIVERIES)
+            };
+            assert_eq!(
+                declaration.arguments.inner().get("x-delivery-limit"),
+                Some(&expected),
+                "{}",
+                declaration.name
+            );
+        }
     }
 
     #[test]

@@ -10,10 +10,13 @@ use sqlx::PgPool;
 use crate::{Metrics, ServiceProcess, TestVhost};
 
 pub struct ProcessScenario {
-    pub vhost: TestVhost,
+    /// The broker's URL: a fresh vhost of the machine's broker, or a node of
+    /// the test's own ([`ProcessScenario::on_broker`]).
+    pub amqp_url: String,
     pub database_url: String,
     pub conn: Connection,
     pub topology: Topology,
+    _vhost: Option<TestVhost>,
 }
 
 impl ProcessScenario {
@@ -22,24 +25,43 @@ impl ProcessScenario {
     /// exist yet (the binary creates and migrates it).
     pub async fn new(service: &str, queues: &[(&str, &'static str)]) -> Self {
         let vhost = TestVhost::create();
-        let conn = Connection::connect(&vhost.url, ConnectionProperties::default())
+        Self::declare(vhost.url.clone(), Some(vhost), service, queues).await
+    }
+
+    /// [`ProcessScenario::new`] on the broker at `amqp_url`, which the test
+    /// owns (nothing else uses its names).
+    pub async fn on_broker(
+        amqp_url: String,
+        service: &str,
+        queues: &[(&str, &'static str)],
+    ) -> Self {
+        Self::declare(amqp_url, None, service, queues).await
+    }
+
+    async fn declare(
+        amqp_url: String,
+        vhost: Option<TestVhost>,
+        service: &str,
+        queues: &[(&str, &'static str)],
+    ) -> Self {
+        let conn = Connection::connect(&amqp_url, ConnectionProperties::default())
             .await
             .unwrap();
         let mut settings = AmqpSettings::local(String::new());
-        settings.url = vhost.url.clone();
+        settings.url = amqp_url.clone();
         let topology = Topology::new(&settings);
-        let channel = conn.create_channel().await.unwrap();
         for (queue, key) in queues {
             topology
-                .declare_queue(&channel, &topology.queue(queue, key))
+                .declare_queue(&conn, &topology.queue(queue, key))
                 .await
                 .unwrap();
         }
         Self {
             database_url: crate::fresh_database(service).url,
-            vhost,
+            amqp_url,
             conn,
             topology,
+            _vhost: vhost,
         }
     }
 
@@ -49,7 +71,7 @@ impl ProcessScenario {
         let mut all = vec![
             ("BIND_ADDR", format!("127.0.0.1:{port}")),
             ("DATABASE_URL", self.database_url.clone()),
-            ("RABBITMQ_URL", self.vhost.url.clone()),
+            ("RABBITMQ_URL", self.amqp_url.clone()),
         ];
         all.extend(env.iter().cloned());
         ServiceProcess::spawn(binary, &all)

@@ -61,10 +61,9 @@ impl TestApp {
         test_support::wait_for_consumers(&conn, &format!("{}{ORDER_QUEUE}", amqp.prefix), 1).await;
         // Where order.order.created lands: payment-service's queue.
         let topology = Topology::new(&amqp);
-        let channel = conn.create_channel().await.unwrap();
         topology
             .declare_queue(
-                &channel,
+                &conn,
                 &topology.queue(PAYMENT_QUEUE, OrderCreated::ROUTING_KEY),
             )
             .await

@@ -93,7 +93,7 @@ async fn a_deleted_exchange_keeps_the_events_pending_until_the_topology_is_back(
     checkout_stays_pending(&app, "not delivered, so not marked published").await;
 
     let queue = topology.queue(PAYMENT_QUEUE, OrderCreated::ROUTING_KEY);
-    topology.declare_queue(&channel, &queue).await.unwrap();
+    topology.declare_queue(&app.conn, &queue).await.unwrap();
     eventually(
         Duration::from_secs(15),
         "the row published once the topology is back",

@@ -52,10 +52,9 @@ impl TestApp {
         let conn = test_support::test_connection().await;
         // Where payment.payment.processed lands: email-service's queue.
         let topology = Topology::new(&amqp);
-        let channel = conn.create_channel().await.unwrap();
         topology
             .declare_queue(
-                &channel,
+                &conn,
                 &topology.queue(EMAIL_QUEUE, PaymentProcessed::ROUTING_KEY),
             )
             .await

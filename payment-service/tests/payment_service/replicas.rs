@@ -61,10 +61,9 @@ async fn a_replica_stopped_mid_burst_loses_and_duplicates_nothing() {
     let (b, _) = start_replica(&database, &amqp, Duration::from_millis(20)).await;
     let conn = test_support::test_connection().await;
     let topology = Topology::new(&amqp);
-    let channel = conn.create_channel().await.unwrap();
     topology
         .declare_queue(
-            &channel,
+            &conn,
             &topology.queue(EMAIL_QUEUE, PaymentProcessed::ROUTING_KEY),
         )
         .await

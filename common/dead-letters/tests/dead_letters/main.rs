@@ -42,9 +42,7 @@ impl Fixture {
             queues: vec![queue.clone()],
         };
         let conn = Arc::new(test_support::test_connection().await);
-        let channel = conn.create_channel().await.unwrap();
-        topology.declare_queue(&channel, &queue).await.unwrap();
-        let _ = channel.close(200, "declared".into()).await;
+        topology.declare_queue(&conn, &queue).await.unwrap();
         Self {
             settings,
             topology,

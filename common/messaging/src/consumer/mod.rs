@@ -234,7 +234,7 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
             .await
             .map_err(before)?;
         self.topology
-            .declare_queue(&channel, &self.queue)
+            .declare_queue(conn, &self.queue)
             .await
             .map_err(before)?;
         let tag = format!("{}-{}", self.service, uuid::Uuid::new_v4().simple());

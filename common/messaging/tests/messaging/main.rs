@@ -6,3 +6,4 @@ mod batch;
 mod broker;
 mod migrations;
 mod pools;
+mod topology;
