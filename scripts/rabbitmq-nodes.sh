@@ -7,9 +7,10 @@
 #   scripts/rabbitmq-nodes.sh stop-app I  # rabbitmqctl stop_app on node I
 #   scripts/rabbitmq-nodes.sh start-app I # rabbitmqctl start_app on node I
 #   scripts/rabbitmq-nodes.sh kill I      # kill -9 of node I (a crash)
-#   scripts/rabbitmq-nodes.sh revive I    # start node I again after a kill
+#   scripts/rabbitmq-nodes.sh boot I      # start node I alone, or again after a kill
 #   scripts/rabbitmq-nodes.sh port I      # node I's AMQP port
-#   scripts/rabbitmq-nodes.sh stop        # stop every node, delete their data
+#   scripts/rabbitmq-nodes.sh eval I EXPR # an Erlang expression on node I (test settings)
+#   scripts/rabbitmq-nodes.sh stop [I]    # stop node I (or every node), delete its data
 #
 # Node I is `rq<I>@localhost`, AMQP on 127.0.0.1:568<I> (5681, 5682, ...),
 # distribution on 2568<I>, with its data, logs and pid file under
@@ -65,10 +66,11 @@ start)
 stop-app) ctl "${2:?node}" stop_app ;;
 start-app) ctl "${2:?node}" start_app ;;
 kill) kill -9 "$(cat "$BASE/rq${2:?node}/pid")" ;;
-revive) boot "${2:?node}" ;;
+boot) boot "${2:?node}" ;;
 port) port "${2:?node}" ;;
+eval) ctl "${2:?node}" eval "${3:?Erlang expression}" >/dev/null ;;
 stop)
-    for dir in "$BASE"/rq*; do
+    for dir in "$BASE"/rq${2:-*}; do
         [[ -d "$dir" ]] || continue
         i=${dir##*/rq}
         pid=$(cat "$dir/pid" 2>/dev/null || true)
@@ -79,7 +81,7 @@ stop)
     done
     ;;
 *)
-    sed -n '2,20p' "${BASH_SOURCE[0]}" >&2
+    sed -n '2,21p' "${BASH_SOURCE[0]}" >&2
     exit 2
     ;;
 esac

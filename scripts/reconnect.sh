@@ -81,7 +81,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
         how="kill -9/start"
         "$NODES" kill 1
         wait_for 30 "the services to see the broker go" none_ready
-        "$NODES" revive 1 > /dev/null &
+        "$NODES" boot 1 > /dev/null &
     fi
     starter=$!
     wait_for 180 "the broker to accept connections" accepts

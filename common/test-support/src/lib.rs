@@ -5,6 +5,7 @@
 //! test, a unique prefix for every exchange and queue, and bounded polling
 //! instead of sleeps.
 
+mod broker_node;
 pub mod fixtures;
 mod logs;
 mod metrics;
@@ -13,6 +14,7 @@ mod provision;
 mod proxy;
 mod scenario;
 
+pub use broker_node::BrokerNode;
 pub use logs::{LogCapture, init_logs};
 pub use metrics::{Metrics, QueueCounts, Sample};
 pub use process::{ServiceProcess, TestVhost, rabbitmqctl, rabbitmqctl_with};

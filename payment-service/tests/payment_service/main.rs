@@ -3,6 +3,7 @@
 //! and scaling.
 
 mod batched_statements;
+mod consumer_timeout;
 mod crash;
 mod database_outage;
 mod payments;

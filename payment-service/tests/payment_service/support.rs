@@ -9,6 +9,11 @@ use contract::{
 use sqlx::PgPool;
 use test_support::{self, ProcessScenario, ServiceProcess};
 
+const QUEUES: [(&str, &str); 2] = [
+    (PAYMENT_QUEUE, OrderCreated::ROUTING_KEY),
+    (EMAIL_QUEUE, PaymentProcessed::ROUTING_KEY),
+];
+
 pub const BINARY: &str = env!("CARGO_BIN_EXE_payment-service");
 
 /// payment-service's queues (its work queue, and email-service's, where the
@@ -25,11 +30,12 @@ impl std::ops::Deref for Scenario {
 
 impl Scenario {
     pub async fn new() -> Self {
-        let queues = [
-            (PAYMENT_QUEUE, OrderCreated::ROUTING_KEY),
-            (EMAIL_QUEUE, PaymentProcessed::ROUTING_KEY),
-        ];
-        Self(ProcessScenario::new("payment", &queues).await)
+        Self(ProcessScenario::new("payment", &QUEUES).await)
+    }
+
+    /// [`Scenario::new`] on a broker the test owns.
+    pub async fn on_broker(amqp_url: String) -> Self {
+        Self(ProcessScenario::on_broker(amqp_url, "payment", &QUEUES).await)
     }
 
     /// Starts the binary on `port` with an instant provider, plus `env`
