@@ -23,8 +23,9 @@
 //!    message is replayed once the cause (say, the mailbox) is fixed.
 //!
 //! The one window left (W6 and S5 in `docs/guarantees.md`): the SMTP
-//! server has accepted the mail, and the process dies — or the database
-//! fails — before step 3. The lease runs out, the broker's redelivery claims
+//! server has accepted the mail, and the process dies before step 3 (a
+//! database that fails then is waited for, holding the delivery). The lease
+//! runs out, the broker's redelivery claims
 //! the row again and the mail is sent a second time. SMTP has no two-phase
 //! commit, so no design closes it; it is bounded to the milliseconds between
 //! the server's `250` and our `UPDATE`, and both copies carry the same
@@ -40,6 +41,8 @@ use messaging::{
     db::batch::Batcher,
 };
 use sqlx::PgPool;
+use std::time::Duration;
+use uuid::Uuid;
 
 use crate::{
     SERVICE,
@@ -133,7 +136,7 @@ impl Handler<PaymentProcessed> for EmailHandler {
                 // W6: from here until the row says 'sent' a crash means a
                 // second email (same Message-ID) after redelivery; see above.
                 runtime::failpoint::hit("email-after-send");
-                self.sent.submit(order_id).await?;
+                self.record_sent(order_id).await?;
                 metrics::counter!("emails_total", "kind" => kind, "status" => "sent").increment(1);
                 tracing::info!(%order_id, kind, recipient = %masked, attempts = attempts + 1, "email sent");
                 Ok(())
@@ -154,6 +157,28 @@ impl Handler<PaymentProcessed> for EmailHandler {
                     SendError::Unreachable(_) => HandlerError::Unavailable(reason),
                     _ => HandlerError::Transient(reason),
                 })
+            }
+        }
+    }
+}
+
+impl EmailHandler {
+    /// Marks the order's email sent. The mail has gone out, so a database
+    /// that is unavailable now is waited for, holding the delivery, instead
+    /// of handing it back: its redelivery would find the claim unrecorded
+    /// and send the mail again (W6). Only a stop of the process while it
+    /// waits leaves that window open.
+    async fn record_sent(&self, order_id: Uuid) -> Result<(), HandlerError> {
+        let mut pause = Duration::from_millis(100);
+        loop {
+            match self.sent.submit(order_id).await {
+                Ok(()) => return Ok(()),
+                Err(e) if messaging::db::is_unavailable(&e) => {
+                    tracing::warn!(%order_id, error = %e, retry_in = ?pause, "email sent, but the database is unavailable to record it; retrying");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(5));
+                }
+                Err(e) => return Err(e.into()),
             }
         }
     }

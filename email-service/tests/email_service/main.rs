@@ -3,6 +3,7 @@
 
 mod batched_statements;
 mod crash;
+mod database_outage;
 mod emails;
 mod fake_smtp;
 mod smtp_failures;
