@@ -3,6 +3,8 @@
 //! `main` builds it, on a fresh database each, one unique broker prefix, and a
 //! real SMTP server in-process.
 
+pub mod postgres_node;
+
 use runtime::service::Service as _;
 use std::{sync::Arc, time::Duration};
 

@@ -11,6 +11,7 @@ mod idempotency;
 mod layout;
 mod least_privilege;
 mod metrics;
+mod postgres_crash;
 mod repository;
 mod schemathesis;
 mod timeline;
