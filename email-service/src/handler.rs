@@ -24,9 +24,9 @@
 //!
 //! The one window left (W6 and S5 in `docs/guarantees.md`): the SMTP
 //! server has accepted the mail, and the process dies before step 3 (a
-//! database that fails then is waited for, holding the delivery). The lease
-//! runs out, the broker's redelivery claims
-//! the row again and the mail is sent a second time. SMTP has no two-phase
+//! database that fails then is waited for, holding the delivery). The
+//! lease runs out, the broker's redelivery claims the row again and the
+//! mail is sent a second time. SMTP has no two-phase
 //! commit, so no design closes it; it is bounded to the milliseconds between
 //! the server's `250` and our `UPDATE`, and both copies carry the same
 //! `Message-ID` (derived from the order), so mail clients show one.

@@ -185,7 +185,7 @@ impl ReadinessCheck for BrokerCheck {
     fn note(&self) -> Option<String> {
         self.blocked.get().map(|reason| {
             format!(
-                "connected, but RabbitMQ blocks publishing ({reason}); what this service publishes waits (events in the outbox, retries with their delivery) until it stops"
+                "connected, but RabbitMQ blocks publishing ({reason}); what this service publishes waits (events in the outbox, retries with their delivery) until the broker takes it again"
             )
         })
     }
