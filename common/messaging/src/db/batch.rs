@@ -19,7 +19,8 @@
 //!   own), so "first delivery wins" and `ON CONFLICT` keep their meaning;
 //! - a statement that fails for several items is retried item by item
 //!   (concurrently), so each caller gets its own result or error, and one bad
-//!   item cannot fail its neighbours;
+//!   item cannot fail its neighbours; except when the database is
+//!   unavailable, which every item is told as it is;
 //! - the caller's result arrives after the statement committed: a handler
 //!   acks only what is durable, exactly as before.
 //!
@@ -174,6 +175,14 @@ impl<W: BatchStatement> Worker<W> {
                     let _ = reply.send(Err(e));
                 }
             }
+            // Not the items' fault, and the batch may have committed before
+            // its connection went: written again one by one, an item could
+            // meet its own row (a conflict where the answer is "stored").
+            Err(e) if super::is_unavailable(&e) => {
+                for reply in replies {
+                    let _ = reply.send(Err(unavailable_like(&e)));
+                }
+            }
             Err(e) => {
                 tracing::warn!(statement = W::NAME, items = items.len(), error = %e,
                     "batched statement failed; writing its items one by one");
@@ -206,6 +215,16 @@ impl<W: BatchStatement> Worker<W> {
             )));
         }
         Ok(outputs)
+    }
+}
+
+/// An error that [`super::is_unavailable`] also takes for unavailable, for
+/// each item of a batch that met `error` (sqlx errors do not clone).
+fn unavailable_like(error: &sqlx::Error) -> sqlx::Error {
+    match error {
+        sqlx::Error::PoolTimedOut => sqlx::Error::PoolTimedOut,
+        sqlx::Error::PoolClosed => sqlx::Error::PoolClosed,
+        other => sqlx::Error::Io(std::io::Error::other(other.to_string())),
     }
 }
 

@@ -254,3 +254,25 @@ async fn a_database_that_is_gone_is_an_unavailable_error_for_every_item() {
         assert!(db::is_unavailable(&error), "{error:?}");
     }
 }
+
+#[tokio::test]
+async fn a_batch_that_loses_its_database_is_not_written_again_item_by_item() {
+    let fx = Fixture::new().await;
+    let held = fx.occupy_workers().await;
+    let batch: Vec<_> = (0..3)
+        .map(|n| tokio::spawn(fx.batcher.submit(row(n))))
+        .collect();
+    fx.pool.close().await;
+    fx.open();
+    for answer in futures::future::join_all(held.into_iter().chain(batch)).await {
+        let error = answer.unwrap().expect_err("nothing can be stored");
+        assert!(db::is_unavailable(&error), "{error:?}");
+    }
+    let mut after_held = fx.sizes().split_off(WORKERS);
+    after_held.sort_unstable();
+    assert_eq!(
+        after_held,
+        [3],
+        "one statement for the three, none per item"
+    );
+}
