@@ -22,7 +22,11 @@ pub use provision::{ProvisionedBroker, ServiceDatabase, definitions, deploy_dir}
 pub use proxy::FaultProxy;
 pub use scenario::{ProcessScenario, scrape};
 
-use std::{future::Future, time::Duration};
+use std::{
+    future::Future,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use lapin::{Connection, ConnectionProperties, options::BasicPublishOptions};
 use serde_json::Value;
@@ -361,9 +365,17 @@ where
 /// A real SMTP server in-process (mailcrab), collecting what it receives.
 pub struct SmtpSink {
     pub port: u16,
-    rx: broadcast::Receiver<mailcrab::MailMessage>,
     token: tokio_util::sync::CancellationToken,
+    /// Filled as mail arrives, by a task of its own: mailcrab's channel keeps
+    /// only the last 128 messages for a reader that falls behind.
+    arrived: Arc<Mutex<Arrived>>,
     received: Vec<Value>,
+}
+
+#[derive(Default)]
+struct Arrived {
+    messages: Vec<Value>,
+    lost: u64,
 }
 
 impl SmtpSink {
@@ -375,6 +387,8 @@ impl SmtpSink {
     /// server listened there (an outage that ends).
     pub async fn start_on(port: u16) -> Self {
         let handle = mailcrab::development_mail_server([127, 0, 0, 1], port).await;
+        let arrived = Arc::new(Mutex::new(Arrived::default()));
+        tokio::spawn(collect(handle.rx, arrived.clone()));
         // The server binds in a spawned task: wait until it accepts.
         eventually(
             Duration::from_secs(5),
@@ -389,8 +403,8 @@ impl SmtpSink {
         .await;
         Self {
             port,
-            rx: handle.rx,
             token: handle.token,
+            arrived,
             received: Vec::new(),
         }
     }
@@ -398,10 +412,11 @@ impl SmtpSink {
     /// Messages received so far, as JSON (mailcrab's fields are private but
     /// serialisable: `subject`, `to`, `text`, `html`, `headers`, …).
     pub fn messages(&mut self) -> &[Value] {
-        while let Ok(message) = self.rx.try_recv() {
-            self.received
-                .push(serde_json::to_value(&message).expect("mail messages serialise"));
-        }
+        let arrived = self.arrived.lock().unwrap();
+        assert_eq!(arrived.lost, 0, "the SMTP sink fell behind and lost mail");
+        let new = &arrived.messages[self.received.len()..];
+        self.received.extend_from_slice(new);
+        drop(arrived);
         &self.received
     }
 
@@ -429,6 +444,19 @@ impl SmtpSink {
 impl Drop for SmtpSink {
     fn drop(&mut self) {
         self.token.cancel();
+    }
+}
+
+async fn collect(mut rx: broadcast::Receiver<mailcrab::MailMessage>, into: Arc<Mutex<Arrived>>) {
+    loop {
+        match rx.recv().await {
+            Ok(message) => {
+                let message = serde_json::to_value(&message).expect("mail messages serialise");
+                into.lock().unwrap().messages.push(message);
+            }
+            Err(broadcast::error::RecvError::Lagged(lost)) => into.lock().unwrap().lost += lost,
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
     }
 }
 

@@ -16,7 +16,7 @@ use contract::names::{EMAIL_QUEUE, ORDER_QUEUE, PAYMENT_QUEUE};
 use e2e::{Connections, Options, Pipeline, postgres_node::PostgresNode};
 use serde_json::Value;
 use sqlx::PgPool;
-use test_support::{BrokerCleanup, LogCapture};
+use test_support::{BrokerCleanup, LogCapture, eventually};
 
 const ORDERS: usize = 150;
 /// How long the server stays down after the kill.
@@ -52,11 +52,11 @@ async fn a_postgres_crash_during_a_burst_loses_nothing() {
     // handling may be over by the time the server dies: email-service's
     // encounter with the crash is reported, not asserted.
     let what = "a third of the burst accepted, payments and emails in flight";
-    wait(&mut pipeline, Duration::from_secs(30), what, async |p| {
+    eventually(Duration::from_secs(30), what, || async {
         if burst.accepted_so_far().await < ORDERS / 3 {
             return None;
         }
-        let metrics = p.metrics(&p.payment_service).await;
+        let metrics = pipeline.metrics(&pipeline.payment_service).await;
         let in_flight = |queue: &str| metrics.queue(queue).in_flight > 0.0;
         (in_flight(&payment_queue) && in_flight(&email_queue)).then_some(())
     })
@@ -70,7 +70,7 @@ async fn a_postgres_crash_during_a_burst_loses_nothing() {
     let restarted = restarting.elapsed();
     let at_restart = burst.accepted_so_far().await;
     let what = "a checkout accepted after the restart";
-    wait(&mut pipeline, Duration::from_secs(30), what, async |_| {
+    eventually(Duration::from_secs(30), what, || async {
         (burst.accepted_so_far().await > at_restart).then_some(())
     })
     .await;
@@ -78,7 +78,7 @@ async fn a_postgres_crash_during_a_burst_loses_nothing() {
     // Bounded: a checkout that hangs fails the test here.
     let finishing = tokio::spawn(burst.finish());
     let what = "every checkout of the burst answered";
-    wait(&mut pipeline, Duration::from_secs(120), what, async |_| {
+    eventually(Duration::from_secs(120), what, || async {
         finishing.is_finished().then_some(())
     })
     .await;
@@ -126,13 +126,13 @@ async fn a_postgres_crash_during_a_burst_loses_nothing() {
     // holds the order's email until its lease runs out: up to a minute.
     let what = "every order settled and its email recorded as sent";
     let total = orders.len() as i64;
-    wait(&mut pipeline, Duration::from_secs(180), what, async |p| {
+    eventually(Duration::from_secs(180), what, || async {
         let settled = count(
-            &p.order_db,
+            &pipeline.order_db,
             "SELECT count(*) FROM orders WHERE status <> 'pending'",
         );
         let sent = count(
-            &p.email_db,
+            &pipeline.email_db,
             "SELECT count(*) FROM email_log WHERE status = 'sent'",
         );
         (settled.await? == total && sent.await? == total).then_some(())
@@ -181,28 +181,6 @@ async fn a_postgres_crash_during_a_burst_loses_nothing() {
     );
     pipeline.audit(&orders).await;
     pipeline.stop().await;
-}
-
-/// `test_support::eventually`, reading the SMTP sink between probes: the
-/// sink keeps at most 128 unread emails, and this test sends more.
-async fn wait<T>(
-    pipeline: &mut Pipeline,
-    timeout: Duration,
-    what: &str,
-    mut probe: impl AsyncFnMut(&Pipeline) -> Option<T>,
-) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        pipeline.smtp.messages();
-        if let Some(value) = probe(&*pipeline).await {
-            return value;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// One checkout sent straight to the gateway; a `503` must be problem+json
