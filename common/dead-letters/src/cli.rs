@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand, builder::PossibleValuesParser};
 use contract::names::{WORK_QUEUES, routing_key_of};
 use lapin::{Connection, ConnectionProperties};
 use messaging::{
-    AmqpSettings,
+    AmqpSettings, address,
     topology::{QueueSpec, Topology},
 };
 use serde_json::Value;
@@ -23,7 +23,8 @@ pub const DEFAULT_LIST_LIMIT: usize = 50;
 #[command(
     name = "dlq",
     version,
-    after_help = "It connects with RABBITMQ_URL (default amqp://guest:guest@127.0.0.1:5672/%2f).\n\
+    after_help = "It connects with RABBITMQ_URL (default amqp://guest:guest@127.0.0.1:5672/%2f; \
+                  a comma-separated list of a cluster's nodes is tried in order).\n\
                   replay and purge need a message id or --all: they never apply to everything by default."
 )]
 pub struct Cli {
@@ -213,18 +214,26 @@ async fn execute_on(
 }
 
 /// A plain connection that fails fast: an operator tool should say the
-/// broker is unreachable, not retry for minutes like a service.
+/// broker is unreachable, not retry for minutes like a service. With a list
+/// of nodes, each is tried once, in order.
 async fn connect(settings: &AmqpSettings) -> anyhow::Result<Connection> {
-    let url = runtime::config::redact_url(&settings.url);
-    let properties = ConnectionProperties::default()
-        .with_connection_name(format!("dlq (pid {})", std::process::id()).into());
-    tokio::time::timeout(
-        Duration::from_secs(10),
-        Connection::connect(&settings.url, properties),
+    let addresses = address::parse(&settings.url).map_err(|e| anyhow!("RABBITMQ_URL: {e}"))?;
+    let mut failures = Vec::new();
+    for address in &addresses {
+        let properties = ConnectionProperties::default()
+            .with_connection_name(format!("dlq (pid {})", std::process::id()).into());
+        let connect = Connection::connect(address.url(), properties);
+        match tokio::time::timeout(Duration::from_secs(10), connect).await {
+            Ok(Ok(conn)) => return Ok(conn),
+            Ok(Err(error)) => failures.push(format!("{}: {error}", address.node())),
+            Err(_) => failures.push(format!("{}: timed out", address.node())),
+        }
+    }
+    bail!(
+        "could not connect to RabbitMQ at {}: {}",
+        address::redact_list(&settings.url),
+        failures.join("; ")
     )
-    .await
-    .map_err(|_| anyhow!("timed out connecting to RabbitMQ at {url}"))?
-    .with_context(|| format!("connecting to RabbitMQ at {url}"))
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    AmqpSettings,
+    AmqpSettings, address,
     connection::{self, Blocked, Link, Supervisor},
     consumer::{Consumer, Handler},
     outbox::Relay,
@@ -120,6 +120,10 @@ impl Broker {
             BrokerCheck {
                 connected: self.connected.clone(),
                 blocked: self.blocked.clone(),
+                link: self.link.clone(),
+                nodes: address::parse(&self.settings.url)
+                    .map(|list| list.iter().map(|a| a.node().to_owned()).collect())
+                    .unwrap_or_default(),
             },
         );
         for flag in consumers {
@@ -166,10 +170,13 @@ impl Broker {
 /// broker that blocks publishing (a memory or disk alarm) leaves the service
 /// ready, since it keeps taking work in (events wait in the outbox; a retry
 /// or a parking waits with its unacked delivery), and is said in place of
-/// "ok".
+/// "ok". Its details name the node the connection is on and the nodes
+/// listed.
 struct BrokerCheck {
     connected: Flag,
     blocked: Blocked,
+    link: Link,
+    nodes: Vec<String>,
 }
 
 #[async_trait::async_trait]
@@ -178,8 +185,15 @@ impl ReadinessCheck for BrokerCheck {
         if self.connected.get() {
             Ok(())
         } else {
-            Err("RabbitMQ connection down; reconnecting".to_owned())
+            Err(format!(
+                "RabbitMQ connection down; reconnecting to one of {}",
+                self.nodes.join(", ")
+            ))
         }
+    }
+
+    fn details(&self) -> Option<serde_json::Value> {
+        Some(serde_json::json!({"node": self.link.node(), "nodes": self.nodes}))
     }
 
     fn note(&self) -> Option<String> {

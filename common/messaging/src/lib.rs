@@ -8,8 +8,10 @@
 //!   statement plans), group commit ([`db::batch`]), the runtime's own tables.
 //! - [`topology`]: the exchange, work queues, retry tiers and dead-letter
 //!   queues, declared in one place.
+//! - [`address`]: `RABBITMQ_URL`'s list of broker nodes.
 //! - [`connection`]: one connection per process, replaced by its own
-//!   supervisor whenever it fails (lapin's recovery is off).
+//!   supervisor whenever it fails (lapin's recovery is off), on another node
+//!   of the list where there is one.
 //! - [`publisher`]: publishes with publisher confirms, `mandatory`, and a
 //!   timeout on every confirm; success means `Ack` *and* not returned.
 //! - [`consumer`]: manual ack, bounded prefetch, concurrent handlers, retry
@@ -23,6 +25,7 @@
 //! - [`retention`]: pruning of published outbox rows, inbox ids and journal
 //!   entries.
 
+pub mod address;
 pub mod broker;
 pub mod connection;
 pub mod consumer;
@@ -46,7 +49,9 @@ use runtime::config::{self, ConfigError};
 /// the URL without its password.
 #[derive(Clone)]
 pub struct AmqpSettings {
-    /// `RABBITMQ_URL`. A `heartbeat` query parameter is added when absent.
+    /// `RABBITMQ_URL`: one AMQP URL, or the nodes of a cluster as URLs
+    /// separated by commas ([`address`]). A `heartbeat` query parameter is
+    /// added when absent.
     pub url: String,
     /// Prepended to every exchange and queue name: empty in production, unique
     /// per test so concurrent tests never consume each other's messages.
@@ -70,7 +75,7 @@ pub struct AmqpSettings {
 impl std::fmt::Debug for AmqpSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AmqpSettings")
-            .field("url", &config::redact_url(&self.url))
+            .field("url", &address::redact_list(&self.url))
             .field("prefix", &self.prefix)
             .field("prefetch", &self.prefetch)
             .field("retry_delays", &self.retry_delays)
@@ -92,12 +97,7 @@ impl AmqpSettings {
         default_retry_delays_ms: &[u64],
     ) -> Result<Self, ConfigError> {
         let url = config::var_or("RABBITMQ_URL", Self::DEFAULT_URL)?;
-        if !(url.starts_with("amqp://") || url.starts_with("amqps://")) {
-            return Err(ConfigError::new(
-                "RABBITMQ_URL",
-                "must start with amqp:// or amqps://",
-            ));
-        }
+        address::parse(&url).map_err(|error| ConfigError::new("RABBITMQ_URL", error))?;
         let prefetch: u16 = config::parse_or("CONSUMER_PREFETCH", default_prefetch)?;
         if prefetch == 0 {
             return Err(ConfigError::new("CONSUMER_PREFETCH", "must be at least 1"));

@@ -28,6 +28,12 @@ pub trait ReadinessCheck: Send + Sync {
     fn note(&self) -> Option<String> {
         None
     }
+
+    /// Facts about the dependency shown under `details` whatever the
+    /// check's outcome (the broker node a connection is on, say).
+    fn details(&self) -> Option<Value> {
+        None
+    }
 }
 
 /// A flag set by a background task (broker connected, consumer attached).
@@ -100,12 +106,17 @@ impl Readiness {
         self
     }
 
-    /// Runs every check concurrently; `Ok` when all pass.
-    pub async fn evaluate(&self) -> (bool, Map<String, Value>) {
+    /// Runs every check concurrently: whether all pass, each one's outcome,
+    /// and the checks' details.
+    pub async fn evaluate(&self) -> (bool, Map<String, Value>, Map<String, Value>) {
         let results = join_all(self.checks.iter().map(|(_, c)| c.check())).await;
         let mut all_ok = true;
         let mut report = Map::new();
+        let mut details = Map::new();
         for ((name, check), result) in self.checks.iter().zip(results) {
+            if let Some(detail) = check.details() {
+                details.insert((*name).to_owned(), detail);
+            }
             let value = match result {
                 Ok(()) => json!(check.note().unwrap_or_else(|| "ok".to_owned())),
                 Err(reason) => {
@@ -115,7 +126,7 @@ impl Readiness {
             };
             report.insert((*name).to_owned(), value);
         }
-        (all_ok, report)
+        (all_ok, report, details)
     }
 }
 
@@ -151,13 +162,16 @@ async fn health() -> impl IntoResponse {
 }
 
 async fn ready(State(readiness): State<Readiness>) -> impl IntoResponse {
-    let (ok, checks) = readiness.evaluate().await;
+    let (ok, checks, details) = readiness.evaluate().await;
     let status = if ok {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = json!({"status": if ok { "ready" } else { "not_ready" }, "checks": checks});
+    let mut body = json!({"status": if ok { "ready" } else { "not_ready" }, "checks": checks});
+    if !details.is_empty() {
+        body["details"] = Value::Object(details);
+    }
     (status, Json(body))
 }
 

@@ -190,6 +190,10 @@ fn describe() {
         "amqp_connection_up",
         "1 while the RabbitMQ connection is up, else 0"
     );
+    describe_gauge!(
+        "amqp_connection_node",
+        "1 for the RabbitMQ node (host:port of RABBITMQ_URL's list) the connection is on, 0 for the others"
+    );
     describe_counter!(
         "service_restarts_total",
         "In-place restarts of the service after a failure, by service"
