@@ -16,7 +16,7 @@ use super::{
     connection::{self, Blocked, Link, Supervisor},
     consumer::{Consumer, Handler},
     outbox::Relay,
-    publisher::Publisher,
+    publisher::{Publisher, Unconfirmed},
     topology::Topology,
 };
 use contract::events::Event;
@@ -35,6 +35,8 @@ pub struct Broker {
     pub connected: Flag,
     /// Set while the broker blocks publishing (kept by the supervisor).
     pub blocked: Blocked,
+    /// Set while the broker confirms none of this service's publishes.
+    pub unconfirmed: Unconfirmed,
     /// Taken by [`Broker::run`], which runs it beside the service's tasks.
     supervisor: Mutex<Option<Supervisor>>,
     service: &'static str,
@@ -65,6 +67,7 @@ impl Broker {
             settings,
             connected,
             blocked,
+            unconfirmed: Unconfirmed::default(),
             supervisor: Mutex::new(Some(supervisor)),
             service,
         })
@@ -81,6 +84,7 @@ impl Broker {
                 async move { topology.declare_exchanges(&channel).await }.boxed()
             },
         )
+        .reporting_to(self.unconfirmed.clone())
     }
 
     /// An outbox relay publishing this service's events to the exchange.
@@ -120,6 +124,7 @@ impl Broker {
             BrokerCheck {
                 connected: self.connected.clone(),
                 blocked: self.blocked.clone(),
+                unconfirmed: self.unconfirmed.clone(),
                 link: self.link.clone(),
                 nodes: address::parse(&self.settings.url)
                     .map(|list| list.iter().map(|a| a.node().to_owned()).collect())
@@ -166,6 +171,10 @@ impl Broker {
     }
 }
 
+/// How long publishes must have failed before `/ready` says so: longer than
+/// a node's loss takes to heal.
+const UNCONFIRMED_NOTE_AFTER: Duration = Duration::from_secs(5);
+
 /// `/ready`'s `rabbitmq` check: not ready while the connection is down. A
 /// broker that blocks publishing (a memory or disk alarm) leaves the service
 /// ready, since it keeps taking work in (events wait in the outbox; a retry
@@ -175,6 +184,7 @@ impl Broker {
 struct BrokerCheck {
     connected: Flag,
     blocked: Blocked,
+    unconfirmed: Unconfirmed,
     link: Link,
     nodes: Vec<String>,
 }
@@ -197,9 +207,16 @@ impl ReadinessCheck for BrokerCheck {
     }
 
     fn note(&self) -> Option<String> {
-        self.blocked.get().map(|reason| {
-            format!(
+        if let Some(reason) = self.blocked.get() {
+            return Some(format!(
                 "connected, but RabbitMQ blocks publishing ({reason}); what this service publishes waits (events in the outbox, retries with their delivery) until the broker takes it again"
+            ));
+        }
+        let (failing, reason) = self.unconfirmed.get()?;
+        (failing >= UNCONFIRMED_NOTE_AFTER).then(|| {
+            format!(
+                "connected, but RabbitMQ has confirmed no publish for {} s ({reason}): are a majority of its nodes up? What this service publishes waits (events in the outbox) until the broker takes it again",
+                failing.as_secs()
             )
         })
     }

@@ -5,10 +5,18 @@
 //! Every confirm is awaited under a timeout, because a confirm in flight when
 //! the connection dies may never resolve (lapin 4). Messages are
 //! pipelined: a batch is written, then all its confirms are awaited together.
-//! After any channel-level error the channel is dropped and a new one is
-//! opened for the next publish, on whatever connection is current then.
+//! After any channel-level error, a confirm that timed out or a nack, the
+//! channel is dropped and a new one is opened for the next publish, on
+//! whatever connection is current then. A nack counts because the broker
+//! keeps per-channel state about each quorum queue it publishes to: a
+//! channel that first published while a queue's leader was lost (a cluster
+//! node died) can have every later publish to that queue refused, on
+//! RabbitMQ 3.10, while a new channel publishes at once.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use futures::future::join_all;
 use lapin::{
@@ -47,12 +55,51 @@ pub struct Outgoing {
     pub properties: BasicProperties,
 }
 
+/// Since when the broker has taken none of a service's publishes, and the
+/// last reason, while that lasts: a broker that is connected but cannot
+/// confirm (a quorum queue without a majority of its nodes) shows here.
+/// Shared by a service's publishers; cheap to clone.
+#[derive(Clone, Default)]
+pub struct Unconfirmed(Arc<std::sync::Mutex<Option<(Instant, String)>>>);
+
+impl Unconfirmed {
+    /// How long publishes have failed, and the last reason; `None` after a
+    /// confirmed publish.
+    pub fn get(&self) -> Option<(Duration, String)> {
+        let state = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        state
+            .as_ref()
+            .map(|(since, why)| (since.elapsed(), why.clone()))
+    }
+
+    fn record(&self, results: &[Result<(), PublishError>]) {
+        let mut state = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        // An unroutable message is the topology's fault, not the broker's.
+        let failed = results.iter().find_map(|r| {
+            r.as_ref()
+                .err()
+                .filter(|e| !matches!(e, PublishError::Returned(_)))
+        });
+        match failed {
+            _ if results.iter().any(Result::is_ok) => *state = None,
+            Some(error) => {
+                let since = state
+                    .as_ref()
+                    .map_or_else(Instant::now, |(since, _)| *since);
+                *state = Some((since, error.to_string()));
+            }
+            None => {}
+        }
+    }
+}
+
 /// A confirm-mode channel on the shared connection, reopened after errors.
 #[derive(Clone)]
 pub struct Publisher {
     link: Link,
     channel: Arc<Mutex<Option<Channel>>>,
     confirm_timeout: Duration,
+    unconfirmed: Unconfirmed,
     on_open: Arc<
         dyn Fn(Channel) -> futures::future::BoxFuture<'static, lapin::Result<()>> + Send + Sync,
     >,
@@ -74,7 +121,14 @@ impl Publisher {
             channel: Arc::new(Mutex::new(None)),
             confirm_timeout,
             on_open: Arc::new(on_open),
+            unconfirmed: Unconfirmed::default(),
         }
+    }
+
+    /// Reports failing publishes to `unconfirmed` (shared with `/ready`).
+    pub fn reporting_to(mut self, unconfirmed: Unconfirmed) -> Self {
+        self.unconfirmed = unconfirmed;
+        self
     }
 
     async fn channel(&self) -> Result<Channel, PublishError> {
@@ -89,11 +143,18 @@ impl Publisher {
                 "RabbitMQ connection down; reconnecting".into(),
             ));
         };
-        let channel = conn.create_channel().await?;
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await?;
-        (self.on_open)(channel.clone()).await?;
+        // Bounded: a connection in flow control answers nothing.
+        let open = async {
+            let channel = conn.create_channel().await?;
+            channel
+                .confirm_select(ConfirmSelectOptions::default())
+                .await?;
+            (self.on_open)(channel.clone()).await?;
+            Ok::<_, lapin::Error>(channel)
+        };
+        let channel = tokio::time::timeout(self.confirm_timeout, open)
+            .await
+            .map_err(|_| PublishError::ConfirmTimeout(self.confirm_timeout))??;
         *slot = Some(channel.clone());
         Ok(channel)
     }
@@ -103,7 +164,8 @@ impl Publisher {
         if let Some(channel) = channel
             && channel.status().connected()
         {
-            let _ = channel.close(200, "reopening after an error".into()).await;
+            let close = channel.close(200, "reopening after an error".into());
+            let _ = tokio::time::timeout(Duration::from_secs(1), close).await;
         }
     }
 
@@ -121,7 +183,11 @@ impl Publisher {
         let count = messages.len();
         let channel = match self.channel().await {
             Ok(channel) => channel,
-            Err(e) => return vec![Err(e); count],
+            Err(e) => {
+                let results = vec![Err(e); count];
+                self.unconfirmed.record(&results);
+                return results;
+            }
         };
         let mut pending = Vec::with_capacity(count);
         for message in messages {
@@ -161,11 +227,14 @@ impl Publisher {
         if results.iter().any(|r| {
             matches!(
                 r,
-                Err(PublishError::Channel(_) | PublishError::ConfirmTimeout(_))
+                Err(PublishError::Channel(_)
+                    | PublishError::ConfirmTimeout(_)
+                    | PublishError::Nacked)
             )
         }) {
             self.discard_channel().await;
         }
+        self.unconfirmed.record(&results);
         results
     }
 }

@@ -36,20 +36,51 @@ pub trait ReadinessCheck: Send + Sync {
     }
 }
 
-/// A flag set by a background task (broker connected, consumer attached).
+/// A flag set by a background task (broker connected, consumer attached),
+/// with why it is down when the task knows.
 #[derive(Clone, Default)]
-pub struct Flag(Arc<AtomicBool>);
+pub struct Flag(Arc<FlagState>);
+
+#[derive(Default)]
+pub struct FlagState {
+    up: AtomicBool,
+    why_down: Mutex<Option<String>>,
+}
 
 impl Flag {
+    /// Up, or down for no reason worth saying (yet).
     pub fn set(&self, value: bool) {
-        self.0.store(value, Ordering::Relaxed);
+        self.0.up.store(value, Ordering::Relaxed);
+        if value {
+            *self.0.why_down.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        }
     }
+
+    /// Down, and why (the last error of the task that keeps it).
+    pub fn set_down(&self, why: impl Into<String>) {
+        self.0.up.store(false, Ordering::Relaxed);
+        *self.0.why_down.lock().unwrap_or_else(|e| e.into_inner()) = Some(why.into());
+    }
+
     pub fn get(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+        self.0.up.load(Ordering::Relaxed)
+    }
+
+    /// Why the flag is down, if it is and the task said.
+    pub fn why_down(&self) -> Option<String> {
+        if self.get() {
+            return None;
+        }
+        self.0
+            .why_down
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 
-/// A [`Flag`] with the message reported while it is down.
+/// A [`Flag`] with the message reported while it is down (followed by the
+/// flag's reason, when it has one).
 pub struct FlagCheck {
     pub flag: Flag,
     pub when_down: &'static str,
@@ -59,10 +90,12 @@ pub struct FlagCheck {
 impl ReadinessCheck for FlagCheck {
     async fn check(&self) -> Result<(), String> {
         if self.flag.get() {
-            Ok(())
-        } else {
-            Err(self.when_down.to_owned())
+            return Ok(());
         }
+        Err(match self.flag.why_down() {
+            Some(why) => format!("{}: {why}", self.when_down),
+            None => self.when_down.to_owned(),
+        })
     }
 }
 

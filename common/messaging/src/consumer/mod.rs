@@ -137,6 +137,13 @@ pub struct Consumer<E, H> {
 /// How often the supervisor rebuilds a failed channel in a row before giving up.
 const MAX_CONSECUTIVE_FAILURES: u32 = 10;
 
+/// How long opening the channel, declaring the queue and subscribing may
+/// take. Without a majority of a quorum queue's replicas (two of three
+/// nodes down) the broker answers none of them: the queue does not, and
+/// the publishes waiting for it put the whole connection in flow control.
+/// The broker gives up only after a minute, closing the connection.
+const ATTACH_TIMEOUT: Duration = Duration::from_secs(15);
+
 impl<E: Event, H: Handler<E>> Consumer<E, H> {
     pub fn new(
         link: Link,
@@ -178,7 +185,11 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
                 return Ok(());
             };
             let outcome = self.consume_once(&conn, &publisher, &shutdown).await;
-            self.attached.set(false);
+            if let Err(ConsumeError::BeforeAttach(error)) = &outcome {
+                self.attached.set_down(format!("{error:#}"));
+            } else {
+                self.attached.set(false);
+            }
             if outcome.is_err() && !conn.status().connected() {
                 // The connection went: nothing to count against this queue.
                 // Start again on the next one.
@@ -225,28 +236,47 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
         publisher: &Publisher,
         shutdown: &CancellationToken,
     ) -> Result<(), ConsumeError> {
-        let channel = conn.create_channel().await.map_err(before)?;
-        // Prefetch bounds the unacked deliveries, i.e. the concurrent handlers.
-        // Set before basic_consume; per consumer (global=false), as quorum
-        // queues require.
-        channel
-            .basic_qos(self.settings.prefetch, BasicQosOptions { global: false })
-            .await
-            .map_err(before)?;
-        self.topology
-            .declare_queue(conn, &self.queue)
-            .await
-            .map_err(before)?;
         let tag = format!("{}-{}", self.service, uuid::Uuid::new_v4().simple());
-        let mut stream = channel
-            .basic_consume(
-                self.queue.name.as_str().into(),
-                tag.as_str().into(),
-                BasicConsumeOptions::default(), // no_ack = false: manual acks
-                FieldTable::default(),
-            )
-            .await
-            .map_err(before)?;
+        let opened = std::sync::Mutex::new(None);
+        let attach = async {
+            let channel = conn.create_channel().await?;
+            *opened.lock().unwrap_or_else(|e| e.into_inner()) = Some(channel.clone());
+            // Prefetch bounds the unacked deliveries, i.e. the concurrent
+            // handlers. Set before basic_consume; per consumer
+            // (global=false), as quorum queues require.
+            channel
+                .basic_qos(self.settings.prefetch, BasicQosOptions { global: false })
+                .await?;
+            self.topology.declare_queue(conn, &self.queue).await?;
+            let stream = channel
+                .basic_consume(
+                    self.queue.name.as_str().into(),
+                    tag.as_str().into(),
+                    BasicConsumeOptions::default(), // no_ack = false: manual acks
+                    FieldTable::default(),
+                )
+                .await?;
+            Ok::<_, lapin::Error>((channel, stream))
+        };
+        let (channel, mut stream) = match tokio::time::timeout(ATTACH_TIMEOUT, attach).await {
+            Ok(attached) => attached.map_err(before)?,
+            Err(_) => {
+                // The broker still holds the subscription asked for and
+                // would make it once the queue is back: a consumer nobody
+                // reads, holding up to a prefetch of messages unacked. The
+                // channel's close, queued behind it, cancels it then.
+                let abandoned = opened.lock().unwrap_or_else(|e| e.into_inner()).take();
+                if let Some(channel) = abandoned {
+                    tokio::spawn(async move {
+                        let _ = channel.close(200, "attach timed out".into()).await;
+                    });
+                }
+                return Err(ConsumeError::BeforeAttach(anyhow!(
+                    "the broker did not let the consumer attach within {ATTACH_TIMEOUT:?}: \
+                     is a majority of the queue's nodes up?"
+                )));
+            }
+        };
         self.attached.set(true);
         tracing::info!(queue = %self.queue.name, prefetch = self.settings.prefetch, "consumer attached");
 
