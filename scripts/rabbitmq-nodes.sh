@@ -7,9 +7,11 @@
 #   scripts/rabbitmq-nodes.sh stop-app I  # rabbitmqctl stop_app on node I
 #   scripts/rabbitmq-nodes.sh start-app I # rabbitmqctl start_app on node I
 #   scripts/rabbitmq-nodes.sh kill I      # kill -9 of node I (a crash)
-#   scripts/rabbitmq-nodes.sh boot I      # start node I alone, or again after a kill
+#   scripts/rabbitmq-nodes.sh boot I      # start node I alone, or again after a kill or halt
+#   scripts/rabbitmq-nodes.sh halt I      # stop node I cleanly, keeping its data (boot restarts it)
 #   scripts/rabbitmq-nodes.sh port I      # node I's AMQP port
 #   scripts/rabbitmq-nodes.sh eval I EXPR # an Erlang expression on node I (test settings)
+#   scripts/rabbitmq-nodes.sh ctl I ARGS  # rabbitmqctl ARGS on node I (queue members, say)
 #   scripts/rabbitmq-nodes.sh stop [I]    # stop node I (or every node), delete its data
 #
 # Node I is `rq<I>@localhost`, AMQP on 127.0.0.1:568<I> (5681, 5682, ...),
@@ -67,8 +69,10 @@ stop-app) ctl "${2:?node}" stop_app ;;
 start-app) ctl "${2:?node}" start_app ;;
 kill) kill -9 "$(cat "$BASE/rq${2:?node}/pid")" ;;
 boot) boot "${2:?node}" ;;
+halt) ctl "${2:?node}" stop "$BASE/rq$2/pid" >/dev/null ;;
 port) port "${2:?node}" ;;
 eval) ctl "${2:?node}" eval "${3:?Erlang expression}" >/dev/null ;;
+ctl) shift && ctl "${1:?node}" "${@:2}" ;;
 stop)
     for dir in "$BASE"/rq${2:-*}; do
         [[ -d "$dir" ]] || continue
@@ -81,7 +85,7 @@ stop)
     done
     ;;
 *)
-    sed -n '2,21p' "${BASH_SOURCE[0]}" >&2
+    sed -n '2,22p' "${BASH_SOURCE[0]}" >&2
     exit 2
     ;;
 esac

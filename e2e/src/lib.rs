@@ -3,10 +3,15 @@
 //! `main` builds it, on a fresh database each, one unique broker prefix, and a
 //! real SMTP server in-process.
 
+pub mod audit;
+mod burst;
+pub mod cluster;
 pub mod postgres_node;
 
+pub use burst::{Burst, BurstResult};
+
 use runtime::service::Service as _;
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use runtime::service::supervise;
 
@@ -14,7 +19,7 @@ use messaging::{AmqpSettings, db::DatabaseSettings};
 use serde_json::Value;
 use sqlx::PgPool;
 use test_support::{self, BrokerCleanup, FaultProxy, SmtpSink};
-use tokio::{sync::Mutex, task::JoinHandle};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// How to start the pipeline.
@@ -279,171 +284,26 @@ impl Pipeline {
     }
 }
 
-/// Checkouts sent by `clients` concurrent clients while a test injects faults.
-pub struct Burst {
-    accepted: Arc<Mutex<Vec<String>>>,
-    statuses: Arc<Mutex<Vec<u16>>>,
-    clients: Vec<JoinHandle<()>>,
-}
-
-/// What a burst got back.
-#[derive(Debug)]
-pub struct BurstResult {
-    /// Ids of the orders answered 201.
-    pub accepted: Vec<String>,
-    /// Every status answered, in order of arrival.
-    pub statuses: Vec<u16>,
-}
-
 impl Pipeline {
     /// Starts `orders` checkouts of product 2 from `clients` clients, each
     /// pausing `pause` between requests.
     pub fn start_burst(&self, orders: usize, clients: usize, pause: Duration) -> Burst {
-        let accepted = Arc::new(Mutex::new(Vec::new()));
-        let statuses = Arc::new(Mutex::new(Vec::new()));
-        let clients = (0..clients)
-            .map(|client| {
-                let (http, base) = (self.http.clone(), self.gateway.clone());
-                let (accepted, statuses) = (accepted.clone(), statuses.clone());
-                let share = orders / clients + usize::from(client < orders % clients);
-                tokio::spawn(async move {
-                    for i in 0..share {
-                        let body = serde_json::json!({"user_id": client * 100_000 + i + 1,
-                            "user_email": format!("c{client}-{i}@example.com"),
-                            "items": [{"product_id": 2, "quantity": 1}]});
-                        let response = http
-                            .post(format!("{base}/api/checkout"))
-                            .json(&body)
-                            .send()
-                            .await;
-                        let status = response.as_ref().map_or(0, |r| r.status().as_u16());
-                        statuses.lock().await.push(status);
-                        if status == 201 {
-                            let order: Value = response.unwrap().json().await.unwrap();
-                            accepted
-                                .lock()
-                                .await
-                                .push(order["id"].as_str().unwrap().to_owned());
-                        }
-                        tokio::time::sleep(pause).await;
-                    }
-                })
-            })
-            .collect();
-        Burst {
-            accepted,
-            statuses,
-            clients,
-        }
+        Burst::start(&self.http, &self.gateway, orders, clients, pause)
     }
 
     /// Waits until every accepted order is settled and emailed, then checks
-    /// the invariants of `docs/guarantees.md`: exactly one payment and one
-    /// email per accepted order, no event left in an outbox, work queues and
-    /// dead-letter queues empty.
+    /// the invariants ([`audit::Audit`]).
     pub async fn audit(&mut self, accepted: &[String]) {
-        let expected = accepted.len();
-        let mails = self.smtp.wait_for(expected, Duration::from_secs(120)).await;
-        test_support::eventually(
-            Duration::from_secs(60),
-            "every accepted order settled",
-            || async {
-                let settled = scalar(
-                    &self.order_db,
-                    "SELECT count(*) FROM orders WHERE status <> 'pending'",
-                )
-                .await;
-                (settled == expected as i64).then_some(())
-            },
-        )
+        let broker = test_support::test_connection().await;
+        audit::Audit {
+            order_db: &self.order_db,
+            payment_db: &self.payment_db,
+            email_db: &self.email_db,
+            smtp: &mut self.smtp,
+            broker: &broker,
+            prefix: &self.amqp.prefix,
+        }
+        .check(accepted)
         .await;
-        tokio::time::sleep(Duration::from_millis(500)).await; // late duplicates would show now
-        assert_eq!(
-            self.smtp.messages().len(),
-            expected,
-            "exactly one email per order"
-        );
-        let subjects: std::collections::HashSet<&str> =
-            mails.iter().filter_map(|m| m["subject"].as_str()).collect();
-        for id in accepted {
-            assert!(
-                subjects.iter().any(|s| s.ends_with(id.as_str())),
-                "an email for order {id}"
-            );
-        }
-        assert_eq!(
-            scalar(&self.order_db, "SELECT count(*) FROM orders").await,
-            expected as i64,
-            "no order beyond the 201s"
-        );
-        assert_eq!(
-            scalar(&self.payment_db, "SELECT count(*) FROM payments").await,
-            expected as i64
-        );
-        assert_eq!(
-            scalar(
-                &self.payment_db,
-                "SELECT count(DISTINCT order_id) FROM payments"
-            )
-            .await,
-            expected as i64
-        );
-        assert_eq!(
-            scalar(
-                &self.email_db,
-                "SELECT count(*) FROM email_log WHERE status = 'sent'"
-            )
-            .await,
-            expected as i64
-        );
-        for pool in [&self.order_db, &self.payment_db] {
-            assert_eq!(
-                scalar(
-                    pool,
-                    "SELECT count(*) FROM outbox WHERE published_at IS NULL"
-                )
-                .await,
-                0
-            );
-        }
-        let conn = test_support::test_connection().await;
-        for queue in contract::names::WORK_QUEUES {
-            let name = |suffix: &str| format!("{}{queue}{suffix}", self.amqp.prefix);
-            assert_eq!(
-                test_support::queue_depth(&conn, &name("")).await,
-                0,
-                "{queue} drained"
-            );
-            assert_eq!(
-                test_support::queue_depth(&conn, &name(".dlq")).await,
-                0,
-                "{queue}.dlq empty"
-            );
-        }
     }
-}
-
-impl Burst {
-    /// How many checkouts were accepted so far.
-    pub async fn accepted_so_far(&self) -> usize {
-        self.accepted.lock().await.len()
-    }
-
-    /// Waits for every client to finish.
-    pub async fn finish(self) -> BurstResult {
-        for client in self.clients {
-            client.await.expect("client task");
-        }
-        BurstResult {
-            accepted: self.accepted.lock().await.clone(),
-            statuses: self.statuses.lock().await.clone(),
-        }
-    }
-}
-
-async fn scalar(pool: &PgPool, sql: &'static str) -> i64 {
-    sqlx::query_scalar(sql)
-        .fetch_one(pool)
-        .await
-        .expect("query")
 }

@@ -14,7 +14,7 @@ mod provision;
 mod proxy;
 mod scenario;
 
-pub use broker_node::BrokerNode;
+pub use broker_node::{BrokerCluster, BrokerNode};
 pub use logs::{LogCapture, init_logs};
 pub use metrics::{Metrics, QueueCounts, Sample};
 pub use process::{ServiceProcess, TestVhost, rabbitmqctl, rabbitmqctl_with};
