@@ -8,6 +8,7 @@ mod broker_restart;
 mod checkout_flow;
 mod cluster;
 mod compose_config;
+mod deployment;
 mod idempotency;
 mod kubernetes;
 mod layout;

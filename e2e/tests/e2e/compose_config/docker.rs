@@ -1,19 +1,7 @@
 //! Ports, health checks, dependencies and the Dockerfile.
 
 use super::{RUST_SERVICES, compose, environment, read, services, strings};
-
-/// The port of `BIND_ADDR`, of a `http://host:port/...` URL, or of a
-/// `[ip:]host:container` port mapping (the container side).
-fn port_of(text: &str) -> u16 {
-    let authority = text.split_once("://").map_or(text, |(_, r)| r);
-    let authority = authority.split('/').next().unwrap();
-    authority
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap_or_else(|e| panic!("no port in {text:?}: {e}"))
-}
+use crate::deployment::port_of;
 
 #[test]
 fn ports_health_checks_and_dependencies_are_consistent() {

@@ -20,51 +20,33 @@
 //! - the Grafana dashboard uses only metric names the code records.
 //!
 //! This module holds the compose reader and the environment checks; the
-//! others are in [`docker`], [`rabbitmq`] and [`dashboard`].
+//! others are in [`docker`], [`rabbitmq`] and [`dashboard`]. What the
+//! Kubernetes checks read alike (the files, the child process that reads a
+//! configuration) is in [`crate::deployment`].
 
 mod dashboard;
 mod docker;
 mod rabbitmq;
 
-use std::{
-    collections::{BTreeMap, BTreeSet},
-    path::{Path, PathBuf},
-    process::Command,
-};
+use std::collections::{BTreeMap, BTreeSet};
 
-use contract::{
-    events::{Event, OrderCreated, PaymentProcessed},
-    names::{EMAIL_QUEUE, ORDER_QUEUE, PAYMENT_QUEUE},
-};
-use dead_letters::headers_to_json;
-use messaging::{AmqpSettings, topology::Topology};
+use contract::names::routing_key_of;
+use messaging::topology::Topology;
 use serde_json::{Value, json};
 use serde_yaml_ng::Value as Yaml;
 
-/// The Rust services: compose service name = binary name.
-const RUST_SERVICES: [&str; 4] = [
-    "gateway",
-    "order-service",
-    "payment-service",
-    "email-service",
-];
+use crate::deployment::{
+    ConfigurationProbe, RUST_SERVICES, compose, consumed_queue, declared_queues, read, substitute,
+    workspace,
+};
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn read(path: &str) -> String {
-    let path = workspace().join(path);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
-}
-
-/// docker-compose.yml with its anchors and `<<` merge keys resolved.
-fn compose() -> Yaml {
-    let mut compose: Yaml =
-        serde_yaml_ng::from_str(&read("docker-compose.yml")).expect("docker-compose.yml is YAML");
-    compose.apply_merge().expect("merge keys resolve");
-    compose
-}
+/// Reads a service's configuration with compose's environment, in a child
+/// process running [`child_reads_a_services_configuration`].
+const PROBE: ConfigurationProbe = ConfigurationProbe {
+    name: "compose-check",
+    test: "compose_config::child_reads_a_services_configuration",
+    environment: "compose's environment",
+};
 
 fn services(compose: &Yaml) -> BTreeMap<String, Yaml> {
     compose["services"]
@@ -78,38 +60,27 @@ fn services(compose: &Yaml) -> BTreeMap<String, Yaml> {
 /// `${NAME:-default}`, `${NAME}` and `$$` as compose interpolates them, with
 /// an environment of its own (the dev defaults when `env` is empty).
 fn interpolate(raw: &str, env: &BTreeMap<String, String>) -> String {
-    let mut out = String::new();
-    let mut rest = raw;
-    while let Some(at) = rest.find('$') {
-        out.push_str(&rest[..at]);
-        rest = &rest[at + 1..];
-        if let Some(after) = rest.strip_prefix('$') {
-            out.push('$');
-            rest = after;
-        } else if let Some(inner) = rest.strip_prefix('{') {
-            let end = inner
-                .find('}')
-                .unwrap_or_else(|| panic!("unclosed ${{ in {raw}"));
-            let expr = &inner[..end];
-            let value = match expr.split_once(":-") {
-                Some((name, default)) => env
-                    .get(name)
-                    .filter(|v| !v.is_empty())
-                    .cloned()
-                    .unwrap_or_else(|| default.to_owned()),
-                None => env
-                    .get(expr)
-                    .cloned()
-                    .unwrap_or_else(|| panic!("{expr} has no default in {raw:?}")),
-            };
-            out.push_str(&value);
-            rest = &inner[end + 1..];
-        } else {
+    substitute(raw, |rest| {
+        let Some(inner) = rest.strip_prefix('{') else {
             panic!("bare $ in {raw:?}: write $$ or ${{NAME}}");
-        }
-    }
-    out.push_str(rest);
-    out
+        };
+        let end = inner
+            .find('}')
+            .unwrap_or_else(|| panic!("unclosed ${{ in {raw}"));
+        let expr = &inner[..end];
+        let value = match expr.split_once(":-") {
+            Some((name, default)) => env
+                .get(name)
+                .filter(|v| !v.is_empty())
+                .cloned()
+                .unwrap_or_else(|| default.to_owned()),
+            None => env
+                .get(expr)
+                .cloned()
+                .unwrap_or_else(|| panic!("{expr} has no default in {raw:?}")),
+        };
+        (value, &inner[end + 1..])
+    })
 }
 
 fn scalar(value: &Yaml) -> String {
@@ -146,100 +117,33 @@ fn strings(value: &Yaml) -> Vec<String> {
 /// What a binary's configuration does with an environment: the variables it
 /// reads, and the broker topology it would declare.
 fn configuration_of(binary: &str, env: &BTreeMap<String, String>) -> Value {
-    let out = std::env::temp_dir().join(format!(
-        "compose-config-{binary}-{}.json",
-        uuid::Uuid::new_v4().simple()
-    ));
-    let output = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "compose_config::child_reads_a_services_configuration",
-            "--nocapture",
-        ])
-        .env_clear()
-        .envs(env)
-        .env("COMPOSE_CHECK_SERVICE", binary)
-        .env("COMPOSE_CHECK_OUT", &out)
-        .output()
-        .expect("the test binary runs");
-    assert!(
-        output.status.success(),
-        "{binary} rejects compose's environment {env:?}: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let text = std::fs::read_to_string(&out).expect("the child wrote its report");
-    let _ = std::fs::remove_file(&out);
-    serde_json::from_str(&text).unwrap()
-}
-
-/// The queue a consuming service declares: its base name and routing key.
-fn consumed_queue(binary: &str) -> Option<(&'static str, &'static str)> {
-    match binary {
-        "order-service" => Some((ORDER_QUEUE, PaymentProcessed::ROUTING_KEY)),
-        "payment-service" => Some((PAYMENT_QUEUE, OrderCreated::ROUTING_KEY)),
-        "email-service" => Some((EMAIL_QUEUE, PaymentProcessed::ROUTING_KEY)),
-        _ => None,
-    }
+    PROBE.report(binary, env)
 }
 
 /// Run by [`configuration_of`] in a child process whose environment is
-/// exactly one compose service's; does nothing in a normal test run. Reads
-/// the configuration as the binary's `main` does (logging first, then the
-/// settings) and reports the variables read and the queues and bindings the
-/// service would declare.
+/// exactly one compose service's; does nothing in a normal test run. Reports
+/// the variables read and the queues and bindings the service would declare.
 #[test]
 fn child_reads_a_services_configuration() {
-    let (Ok(binary), Ok(out)) = (
-        std::env::var("COMPOSE_CHECK_SERVICE"),
-        std::env::var("COMPOSE_CHECK_OUT"),
-    ) else {
-        return;
-    };
-    runtime::telemetry::init("compose-check").expect("logging configuration");
-    let amqp: Option<AmqpSettings> = match binary.as_str() {
-        "gateway" => {
-            gateway::Settings::from_env().expect("gateway configuration");
-            None
+    PROBE.in_child(|binary, _, amqp| {
+        let mut report = json!({});
+        if let (Some(amqp), Some(base)) = (amqp, consumed_queue(binary)) {
+            let topology = Topology::new(&amqp);
+            let queue = topology.queue(base, routing_key_of(base).unwrap());
+            report["exchanges"] = json!([
+                {"name": topology.exchange(), "type": "topic"},
+                {"name": topology.dead_letter_exchange(), "type": "direct"},
+            ]);
+            report["queues"] = declared_queues(&topology, &queue).into();
+            report["bindings"] = topology
+                .bindings(&queue)
+                .into_iter()
+                .map(|b| json!({"source": b.exchange, "destination": b.queue, "routing_key": b.routing_key}))
+                .collect();
+            report["rabbitmq_url"] = amqp.url.into();
         }
-        "order-service" => Some(
-            order_service::Settings::from_env()
-                .expect("configuration")
-                .amqp,
-        ),
-        "payment-service" => Some(
-            payment_service::Settings::from_env()
-                .expect("configuration")
-                .amqp,
-        ),
-        "email-service" => Some(
-            email_service::Settings::from_env()
-                .expect("configuration")
-                .amqp,
-        ),
-        other => panic!("unknown service {other}"),
-    };
-    let mut report = json!({"read": runtime::config::variables_read()});
-    if let (Some(amqp), Some((base, routing_key))) = (amqp, consumed_queue(&binary)) {
-        let topology = Topology::new(&amqp);
-        let queue = topology.queue(base, routing_key);
-        report["exchanges"] = json!([
-            {"name": topology.exchange(), "type": "topic"},
-            {"name": topology.dead_letter_exchange(), "type": "direct"},
-        ]);
-        report["queues"] = topology
-            .queue_declarations(&queue)
-            .into_iter()
-            .map(|q| json!({"name": q.name, "arguments": headers_to_json(&q.arguments)}))
-            .collect();
-        report["bindings"] = topology
-            .bindings(&queue)
-            .into_iter()
-            .map(|b| json!({"source": b.exchange, "destination": b.queue, "routing_key": b.routing_key}))
-            .collect();
-        report["rabbitmq_url"] = amqp.url.into();
-    }
-    std::fs::write(out, report.to_string()).unwrap();
+        report
+    });
 }
 
 #[test]

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use serde_json::{Value, json};
 
 use super::{RUST_SERVICES, compose, configuration_of, environment, read, services};
+use crate::deployment::{assert_rabbitmq_permissions_are_limited, url_parts};
 
 /// One entity of definitions.json without its vhost, comparable.
 fn without_vhost(mut item: Value) -> Value {
@@ -74,15 +75,6 @@ fn the_rabbitmq_definitions_are_what_the_services_declare() {
     assert_eq!(provisioned_exchanges, exchanges);
 }
 
-/// `scheme://user:password@host:port/path` → (user, password, path).
-fn credentials(url: &str) -> (String, String, String) {
-    let rest = url.split_once("://").unwrap().1;
-    let (userinfo, host_path) = rest.rsplit_once('@').expect("credentials in the URL");
-    let (user, password) = userinfo.split_once(':').expect("user:password");
-    let path = host_path.split_once('/').map_or("", |(_, p)| p);
-    (user.to_owned(), password.to_owned(), path.to_owned())
-}
-
 #[test]
 fn each_service_logs_in_with_its_own_provisioned_credentials() {
     let services = services(&compose());
@@ -95,7 +87,7 @@ fn each_service_logs_in_with_its_own_provisioned_credentials() {
         let env = environment(&services[binary]);
 
         // PostgreSQL: init.sh creates `service <db> <role> "$<PASSWORD VAR>"`.
-        let (role, password, database) = credentials(&env["DATABASE_URL"]);
+        let (role, password, _, _, database) = url_parts(&env["DATABASE_URL"]);
         let line = init_sh
             .lines()
             .find(|l| l.starts_with(&format!("service {database} {role} ")))
@@ -113,7 +105,7 @@ fn each_service_logs_in_with_its_own_provisioned_credentials() {
 
         // RabbitMQ: a user of its own in definitions.json, whose password
         // placeholder the rabbitmq container fills from the same variable.
-        let (user, password, vhost) = credentials(&env["RABBITMQ_URL"]);
+        let (user, password, _, _, vhost) = url_parts(&env["RABBITMQ_URL"]);
         assert_eq!(vhost, "%2f", "{binary} uses vhost /");
         assert!(users.insert(user.clone()), "{user} is not shared");
         let entry = definitions["users"]
@@ -129,15 +121,7 @@ fn each_service_logs_in_with_its_own_provisioned_credentials() {
             Some(&password),
             "{binary}: RABBITMQ_URL's password is {variable} of the rabbitmq container"
         );
-        let permissions = definitions["permissions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["user"] == user.as_str())
-            .unwrap_or_else(|| panic!("{user} has permissions"));
-        for kind in ["configure", "write", "read"] {
-            assert_ne!(permissions[kind], ".*", "{user}: {kind} is limited");
-        }
+        assert_rabbitmq_permissions_are_limited(&definitions, &user);
     }
     // Every placeholder of definitions.json is filled by the rabbitmq container.
     for user in definitions["users"].as_array().unwrap() {

@@ -13,6 +13,7 @@ use super::{
     env::{Source, configuration_of, env_entries, resolved_env},
     manifests, name, read, replica_range, strings, url_parts,
 };
+use crate::deployment::assert_rabbitmq_permissions_are_limited;
 
 fn the_rabbitmq_cluster(m: &Manifests) -> &Value {
     let clusters = m.of_kind("RabbitmqCluster");
@@ -248,15 +249,7 @@ fn each_service_logs_in_to_rabbitmq_as_its_own_user() {
             Some(secret),
             "{binary}: RABBITMQ_URL's password is the broker's {variable}"
         );
-        let permissions = definitions["permissions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["user"] == user.as_str())
-            .unwrap_or_else(|| panic!("{user} has permissions"));
-        for kind in ["configure", "write", "read"] {
-            assert_ne!(permissions[kind], ".*", "{user}: {kind} is limited");
-        }
+        assert_rabbitmq_permissions_are_limited(&definitions, &user);
     }
 }
 

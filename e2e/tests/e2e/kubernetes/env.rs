@@ -2,13 +2,9 @@
 //! see it, checked against what its binary reads (in a child process), and
 //! no secret written into any manifest.
 
-use std::{
-    collections::{BTreeMap, BTreeSet},
-    process::Command,
-};
+use std::collections::{BTreeMap, BTreeSet};
 
 use contract::names::routing_key_of;
-use dead_letters::headers_to_json;
 use messaging::topology::Topology;
 use serde_json::{Value, json};
 
@@ -16,6 +12,7 @@ use super::{
     Manifests, RUST_SERVICES, consumed_queue, container, manifests, name, strings,
     workloads::{containers, pod_templates},
 };
+use crate::deployment::{ConfigurationProbe, declared_queues, substitute};
 
 /// Where one `env` entry's value comes from.
 #[derive(Clone, Debug, PartialEq)]
@@ -49,28 +46,16 @@ pub(super) fn env_entries(container: &Value) -> Vec<(String, Source)> {
 /// `$(NAME)` as the kubelet expands it: from entries defined before, `$$`
 /// for a literal `$`, anything else left as it is.
 fn expand(raw: &str, defined: &BTreeMap<String, String>) -> String {
-    let mut out = String::new();
-    let mut rest = raw;
-    while let Some(at) = rest.find('$') {
-        out.push_str(&rest[..at]);
-        rest = &rest[at..];
-        if let Some(after) = rest.strip_prefix("$$") {
-            out.push('$');
-            rest = after;
-        } else if let Some(reference) = rest
-            .strip_prefix("$(")
+    substitute(raw, |rest| {
+        match rest
+            .strip_prefix('(')
             .and_then(|r| r.split_once(')'))
             .filter(|(var, _)| defined.contains_key(*var))
         {
-            out.push_str(&defined[reference.0]);
-            rest = reference.1;
-        } else {
-            out.push('$');
-            rest = &rest[1..];
+            Some((var, after)) => (defined[var].clone(), after),
+            None => ("$".to_owned(), rest),
         }
-    }
-    out.push_str(rest);
-    out
+    })
 }
 
 /// A Secret's value as it will be: CloudNativePG's `<cluster>-app` `uri` is
@@ -107,86 +92,39 @@ pub(super) fn resolved_env(m: &Manifests, container: &Value) -> BTreeMap<String,
     env
 }
 
+/// Reads a binary's configuration with its Deployment's environment, in a
+/// child process running [`child_reads_a_deployments_configuration`].
+const PROBE: ConfigurationProbe = ConfigurationProbe {
+    name: "kubernetes-check",
+    test: "kubernetes::env::child_reads_a_deployments_configuration",
+    environment: "its Deployment's environment",
+};
+
 /// What a binary does with an environment: the variables it reads, its
-/// database pool size and the queues it declares, from a child process running
-/// [`child_reads_a_deployments_configuration`].
+/// database pool size and the queues it declares.
 pub(super) fn configuration_of(binary: &str, env: &BTreeMap<String, String>) -> Value {
-    let out = std::env::temp_dir().join(format!(
-        "kubernetes-config-{binary}-{}.json",
-        uuid::Uuid::new_v4().simple()
-    ));
-    let output = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "kubernetes::env::child_reads_a_deployments_configuration",
-            "--nocapture",
-        ])
-        .env_clear()
-        .envs(env)
-        .env("KUBERNETES_CHECK_SERVICE", binary)
-        .env("KUBERNETES_CHECK_OUT", &out)
-        .output()
-        .expect("the test binary runs");
-    assert!(
-        output.status.success(),
-        "{binary} rejects its Deployment's environment {env:?}: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let text = std::fs::read_to_string(&out).expect("the child wrote its report");
-    let _ = std::fs::remove_file(&out);
-    serde_json::from_str(&text).unwrap()
+    PROBE.report(binary, env)
 }
 
 /// Run by [`configuration_of`] in a child process whose environment is
 /// exactly one Deployment's; does nothing in a normal test run.
 #[test]
 fn child_reads_a_deployments_configuration() {
-    let (Ok(binary), Ok(out)) = (
-        std::env::var("KUBERNETES_CHECK_SERVICE"),
-        std::env::var("KUBERNETES_CHECK_OUT"),
-    ) else {
-        return;
-    };
-    runtime::telemetry::init("kubernetes-check").expect("logging configuration");
-    let (database, amqp) = match binary.as_str() {
-        "gateway" => {
-            gateway::Settings::from_env().expect("gateway configuration");
-            (None, None)
-        }
-        "order-service" => {
-            let settings = order_service::Settings::from_env().expect("configuration");
-            (Some(settings.database), Some(settings.amqp))
-        }
-        "payment-service" => {
-            let settings = payment_service::Settings::from_env().expect("configuration");
-            (Some(settings.database), Some(settings.amqp))
-        }
-        "email-service" => {
-            let settings = email_service::Settings::from_env().expect("configuration");
-            (Some(settings.database), Some(settings.amqp))
-        }
-        other => panic!("unknown service {other}"),
-    };
-    // The queues it declares, as definitions.json lists them.
-    let queues: Vec<Value> = match (amqp, consumed_queue(&binary)) {
-        (Some(amqp), Some(base)) => {
-            let topology = Topology::new(&amqp);
-            let queue = topology.queue(base, routing_key_of(base).unwrap());
-            topology
-                .queue_declarations(&queue)
-                .into_iter()
-                .map(|q| json!({"name": q.name, "arguments": headers_to_json(&q.arguments)}))
-                .collect()
-        }
-        _ => Vec::new(),
-    };
-    let report = json!({
-        "read": runtime::config::variables_read(),
-        "pool": database.map(|database| database.max_connections),
-        "queues": queues,
+    PROBE.in_child(|binary, database, amqp| {
+        // The queues it declares, as definitions.json lists them.
+        let queues: Vec<Value> = match (amqp, consumed_queue(binary)) {
+            (Some(amqp), Some(base)) => {
+                let topology = Topology::new(&amqp);
+                let queue = topology.queue(base, routing_key_of(base).unwrap());
+                declared_queues(&topology, &queue)
+            }
+            _ => Vec::new(),
+        };
+        json!({
+            "pool": database.map(|database| database.max_connections),
+            "queues": queues,
+        })
     });
-    std::fs::write(out, report.to_string()).unwrap();
 }
 
 #[test]

@@ -36,35 +36,15 @@ mod network;
 mod tools;
 mod workloads;
 
-use std::{
-    collections::BTreeSet,
-    path::{Path, PathBuf},
-    sync::OnceLock,
-};
+use std::{collections::BTreeSet, path::Path, sync::OnceLock};
 
-use contract::names::{EMAIL_QUEUE, ORDER_QUEUE, PAYMENT_QUEUE};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::deployment::{RUST_SERVICES, consumed_queue, read, url_parts, workspace};
+
 /// The folder `kubectl apply -k` takes.
 const DIR: &str = "deploy/kubernetes";
-
-/// The Deployments: name = binary = compose service.
-const RUST_SERVICES: [&str; 4] = [
-    "gateway",
-    "order-service",
-    "payment-service",
-    "email-service",
-];
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn read(path: &str) -> String {
-    let path = workspace().join(path);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
-}
 
 /// Every document of a YAML stream, as JSON values.
 fn documents(text: &str, origin: &str) -> Vec<Value> {
@@ -268,39 +248,16 @@ fn replica_range(m: &Manifests, deployment: &Value) -> (u64, u64) {
     }
 }
 
+/// docker-compose.yml as JSON, anchors and merge keys resolved.
+fn compose() -> Value {
+    serde_json::to_value(crate::deployment::compose()).unwrap()
+}
+
 /// A rolling update's extra pods, a number here (not a percentage).
 fn max_surge(deployment: &Value) -> u64 {
     deployment["spec"]["strategy"]["rollingUpdate"]["maxSurge"]
         .as_u64()
         .unwrap_or_else(|| panic!("{}: maxSurge as a number", name(deployment)))
-}
-
-/// `scheme://user:password@host:port/path` → (user, password, host, port, path).
-fn url_parts(url: &str) -> (String, String, String, String, String) {
-    let rest = url.split_once("://").unwrap().1;
-    let (userinfo, host_path) = rest.rsplit_once('@').expect("credentials in the URL");
-    let (user, password) = userinfo.split_once(':').expect("user:password");
-    let (host_port, path) = host_path.split_once('/').unwrap_or((host_path, ""));
-    let (host, port) = host_port.split_once(':').unwrap_or((host_port, ""));
-    [user, password, host, port, path].map(str::to_owned).into()
-}
-
-/// docker-compose.yml as JSON, anchors and merge keys resolved.
-fn compose() -> Value {
-    let mut yaml: serde_yaml_ng::Value =
-        serde_yaml_ng::from_str(&read("docker-compose.yml")).expect("docker-compose.yml");
-    yaml.apply_merge().unwrap();
-    serde_json::to_value(yaml).unwrap()
-}
-
-/// The queue a consuming service works on.
-fn consumed_queue(binary: &str) -> Option<&'static str> {
-    match binary {
-        "order-service" => Some(ORDER_QUEUE),
-        "payment-service" => Some(PAYMENT_QUEUE),
-        "email-service" => Some(EMAIL_QUEUE),
-        _ => None,
-    }
 }
 
 #[test]

@@ -12,8 +12,9 @@ use super::{
     Manifests, RUST_SERVICES, container,
     env::{Source, env_entries, resolved_env},
     manifests, name,
-    workloads::{host_of, port_of, selects},
+    workloads::{host_of, selects},
 };
+use crate::deployment::port_of;
 
 /// Prometheus's namespace (network-policies.yaml).
 const MONITORING: &str = "monitoring";

@@ -9,18 +9,7 @@ use serde_json::Value;
 use super::{
     Manifests, RUST_SERVICES, container, env::resolved_env, manifests, name, read, replica_range,
 };
-
-/// The port of `BIND_ADDR` or of a `scheme://host:port/...` URL.
-pub(super) fn port_of(text: &str) -> u16 {
-    let authority = text.split_once("://").map_or(text, |(_, r)| r);
-    let authority = authority.split('/').next().unwrap();
-    authority
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap_or_else(|e| panic!("no port in {text:?}: {e}"))
-}
+use crate::deployment::port_of;
 
 /// The host of a `scheme://[user@]host:port/...` URL.
 pub(super) fn host_of(url: &str) -> &str {
