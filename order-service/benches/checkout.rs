@@ -37,6 +37,7 @@ fn catalog() -> HashMap<i64, Product> {
                     Decimal::new(id * 100 + 99, 2)
                 },
                 currency: "USD".into(),
+                stock: None,
             };
             (id, product)
         })

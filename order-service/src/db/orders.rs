@@ -155,6 +155,8 @@ pub async fn find_order(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<Order>> 
         currency: row.currency,
         items,
         payment,
+        cancel_reason: None,
+        refund: None,
         created_at: row.created_at,
         updated_at: row.updated_at,
         processing_duration_ms: row.processing_duration_ms,

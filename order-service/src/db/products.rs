@@ -18,6 +18,7 @@ pub async fn list_products(pool: &PgPool) -> sqlx::Result<Vec<Product>> {
             description,
             price,
             currency,
+            stock: None,
         })
         .collect())
 }

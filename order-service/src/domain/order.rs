@@ -41,6 +41,8 @@ pub fn pending_order(
             })
             .collect(),
         payment: None,
+        cancel_reason: None,
+        refund: None,
         created_at,
         updated_at: created_at,
         processing_duration_ms,

@@ -145,6 +145,7 @@ mod tests {
                     description: String::new(),
                     price: dec(price),
                     currency: currency.into(),
+                    stock: None,
                 },
             )
         })

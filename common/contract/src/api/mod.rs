@@ -15,13 +15,50 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// Where an order is in the pipeline: `pending` until the payment result
-/// arrives, then `paid` or `failed` (final).
+/// arrives, then `paid` or `failed` (final); a `pending` order may be
+/// `cancelled` (final); a `paid` order the customer cancels is
+/// `refund_pending` until its charge is refunded, then `refunded` (final).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum OrderState {
     Pending,
     Paid,
     Failed,
+    Cancelled,
+    RefundPending,
+    Refunded,
+}
+
+impl OrderState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderState::Pending => "pending",
+            OrderState::Paid => "paid",
+            OrderState::Failed => "failed",
+            OrderState::Cancelled => "cancelled",
+            OrderState::RefundPending => "refund_pending",
+            OrderState::Refunded => "refunded",
+        }
+    }
+}
+
+/// Why an order was cancelled: `customer` or `payment_timeout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CancelReasonSchema {
+    Customer,
+    PaymentTimeout,
+}
+
+/// A refund of the order's charge, once payment-service has made it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RefundSummary {
+    /// `RFD-` and 12 upper-case hex digits.
+    #[schema(example = "RFD-0A1B2C3D4E5F", pattern = "^RFD-[0-9A-F]{12}$")]
+    pub transaction_id: String,
+    #[schema(value_type = String, example = "1299.99")]
+    pub amount: Decimal,
+    pub processed_at: DateTime<Utc>,
 }
 
 /// One line of an order, priced from the catalog.
@@ -79,6 +116,11 @@ pub struct Order {
     pub items: Vec<OrderLine>,
     /// `null` until the payment result has arrived.
     pub payment: Option<PaymentSummary>,
+    /// `null` unless the order was cancelled (`customer` or `payment_timeout`).
+    #[schema(value_type = Option<CancelReasonSchema>)]
+    pub cancel_reason: Option<String>,
+    /// `null` unless the order's charge was refunded.
+    pub refund: Option<RefundSummary>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// How long order-service took to price and store the order.
@@ -117,6 +159,10 @@ pub struct Product {
     pub price: Decimal,
     #[schema(example = "USD")]
     pub currency: String,
+    /// Units available to order now; `null` when the product's stock is not
+    /// tracked (any quantity is accepted).
+    #[schema(minimum = 0, example = 1000000)]
+    pub stock: Option<i64>,
 }
 
 /// One step of an order's way through the pipeline.
@@ -126,10 +172,11 @@ pub struct TimelineStep {
     /// The service that took the step.
     #[schema(example = "payment-service")]
     pub service: String,
-    /// `order.created`, `event.published`, `payment.completed`,
-    /// `payment.failed`, `order.paid`, `order.failed`, `email.sent`,
-    /// `email.sending`, `email.failed`, `message.retry_scheduled`,
-    /// `message.dead_lettered`.
+    /// `order.created`, `stock.reserved`, `event.published`,
+    /// `payment.completed`, `payment.failed`, `order.paid`, `order.failed`,
+    /// `order.cancelled`, `stock.released`, `refund.requested`,
+    /// `refund.completed`, `order.refunded`, `email.sent`, `email.sending`,
+    /// `email.failed`, `message.retry_scheduled`, `message.dead_lettered`.
     #[schema(example = "payment.completed")]
     pub step: String,
     /// What a person needs to know about it (amount, transaction id, decline
@@ -168,5 +215,19 @@ mod tests {
             serde_json::from_value::<OrderState>(serde_json::json!("paid")).unwrap(),
             OrderState::Paid
         );
+        assert_eq!(
+            serde_json::to_value(OrderState::RefundPending).unwrap(),
+            serde_json::json!("refund_pending")
+        );
+        for state in [
+            OrderState::Pending,
+            OrderState::Paid,
+            OrderState::Failed,
+            OrderState::Cancelled,
+            OrderState::RefundPending,
+            OrderState::Refunded,
+        ] {
+            assert_eq!(serde_json::to_value(state).unwrap(), state.as_str());
+        }
     }
 }

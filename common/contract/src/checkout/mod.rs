@@ -109,7 +109,7 @@ fn validate(body: &Json) -> Result<CheckoutRequest, Vec<FieldError>> {
     }
 }
 
-fn reject_unknown_fields(
+pub(crate) fn reject_unknown_fields(
     object: &Object,
     known: &[&str],
     prefix: &str,
@@ -121,7 +121,7 @@ fn reject_unknown_fields(
     }
 }
 
-fn positive_int(
+pub(crate) fn positive_int(
     value: Option<&Json>,
     field: &str,
     max: i64,
