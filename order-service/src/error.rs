@@ -6,7 +6,7 @@ use contract::problem::{FieldError, Problem};
 use rust_decimal::Decimal;
 use serde_json::{Map, Value};
 
-use crate::domain::pricing::PricingError;
+use crate::{db::stock::Shortage, domain::pricing::PricingError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -22,6 +22,12 @@ pub enum ApiError {
         errors: Vec<FieldError>,
         current_prices: Vec<(i64, Decimal)>,
     },
+    /// 409: too few units of some products; carries the units available.
+    #[error("insufficient stock")]
+    InsufficientStock(Shortage),
+    /// 409: the order is failed, cancelled or refunded; carries its status.
+    #[error("order cannot be cancelled")]
+    NotCancellable(String),
     /// 422: the request is well-formed JSON but invalid.
     #[error("invalid request")]
     Validation(Vec<FieldError>),
@@ -68,6 +74,12 @@ impl From<PricingError> for ApiError {
     }
 }
 
+impl From<Shortage> for ApiError {
+    fn from(shortage: Shortage) -> Self {
+        ApiError::InsufficientStock(shortage)
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         use axum::http::StatusCode;
@@ -93,6 +105,26 @@ impl IntoResponse for ApiError {
                 p.errors = errors;
                 p
             }
+            ApiError::InsufficientStock(Shortage { available }) => {
+                let available: Map<String, Value> = available
+                    .into_iter()
+                    .map(|(id, units)| (id.to_string(), Value::from(units)))
+                    .collect();
+                Problem::new(
+                    StatusCode::CONFLICT,
+                    "insufficient-stock",
+                    "Insufficient stock",
+                    "too few units of some products are available; nothing was ordered",
+                )
+                .with_extra("available", available)
+            }
+            ApiError::NotCancellable(status) => Problem::new(
+                StatusCode::CONFLICT,
+                "order-not-cancellable",
+                "Order cannot be cancelled",
+                format!("the order is {status}; only a pending or paid order can be cancelled"),
+            )
+            .with_extra("order_status", Value::String(status)),
             ApiError::IdempotencyKeyReused => Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "idempotency-key-reused",

@@ -21,6 +21,7 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod expiry;
 pub mod handler;
 pub mod routes;
 pub mod startup;

@@ -5,7 +5,10 @@ use std::{sync::Arc, time::Duration};
 
 use anyhow::Context;
 
-use contract::{events::PaymentProcessed, names::ORDER_QUEUE};
+use contract::{
+    events::{PaymentProcessed, RefundProcessed},
+    names::{ORDER_QUEUE, ORDER_REFUND_QUEUE},
+};
 use messaging::{
     Foundation,
     db::{
@@ -22,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     SERVICE, Settings,
     db::orders::InsertOrders,
-    handler::PaymentResultHandler,
+    handler::{PaymentResultHandler, RefundResultHandler},
     routes::{self, AppState},
 };
 use crate::{catalog::Catalog, timeline::OrderTimeline};
@@ -36,6 +39,7 @@ pub struct Application {
     /// The checkout insert's own connections ([`insert_pool`]).
     inserts: PgPool,
     catalog: Catalog,
+    payment_timeout_secs: u64,
 }
 
 impl Application {
@@ -69,16 +73,18 @@ impl runtime::service::Service for Application {
             foundation,
             inserts,
             catalog,
+            payment_timeout_secs: settings.payment_timeout_secs,
         })
     }
 
-    /// Runs until `shutdown`: finishes in-flight requests and payment results,
-    /// then flushes the outbox.
+    /// Runs until `shutdown`: finishes in-flight requests, payment and
+    /// refund results, then flushes the outbox.
     async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let Self {
             foundation,
             inserts,
             catalog,
+            payment_timeout_secs,
         } = self;
         let pool = foundation.pool.clone();
         let relay = foundation.broker.relay(pool.clone());
@@ -87,8 +93,17 @@ impl runtime::service::Service for Application {
             .broker
             .consumer::<PaymentProcessed, _>(
                 ORDER_QUEUE,
-                Arc::new(PaymentResultHandler::new(pool.clone())),
+                Arc::new(PaymentResultHandler::new(pool.clone(), relay.notifier())),
                 attached.clone(),
+            )
+            .with_journal(Journal::new(pool.clone(), SERVICE));
+        let refunds_attached = Flag::default();
+        let refunds = foundation
+            .broker
+            .consumer::<RefundProcessed, _>(
+                ORDER_REFUND_QUEUE,
+                Arc::new(RefundResultHandler::new(pool.clone())),
+                refunds_attached.clone(),
             )
             .with_journal(Journal::new(pool.clone(), SERVICE));
         let api = routes::router(AppState {
@@ -98,10 +113,15 @@ impl runtime::service::Service for Application {
             relay: relay.notifier(),
         })
         .merge(messaging::timeline::router(OrderTimeline(pool.clone())));
-        let router = foundation.router(api, &[attached]);
+        let router = foundation.router(api, &[attached, refunds_attached]);
 
         let mut tasks = Tasks::new();
         tasks.intake("consumer", move |stop| consumer.run(stop));
+        tasks.intake("refund-consumer", move |stop| refunds.run(stop));
+        let (expiry_pool, expiry_relay) = (pool.clone(), relay.notifier());
+        tasks.background("expiry", move |stop| {
+            crate::expiry::run(expiry_pool, payment_timeout_secs, expiry_relay, stop)
+        });
         tasks.background("outbox-relay", move |stop| relay.run(stop));
         let catalog_pool = pool.clone();
         tasks.background("catalog", move |stop| {

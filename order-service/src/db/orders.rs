@@ -1,13 +1,16 @@
 //! Orders and their lines.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
 use messaging::{db::batch::BatchStatement, outbox::OutboxRow};
 use rust_decimal::Decimal;
 use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
 
+use super::stock::{Shortage, store_orders};
 use crate::domain::{
-    order::{Order, OrderLine, PaymentSummary},
+    order::{Order, OrderLine, PaymentSummary, RefundSummary},
     pricing::PricedOrder,
 };
 
@@ -30,16 +33,16 @@ pub struct OrderWrite {
 }
 
 /// Orders, their lines and their outbox rows in one statement
-/// (data-modifying CTEs over `unnest`ed columns). A single statement is
-/// atomic on its own, so on the pool this is one round trip and one commit
-/// for all of them ([`InsertOrders`] batches concurrent checkouts); inside a
-/// transaction (a checkout with an `Idempotency-Key`, whose answer is stored
-/// with it) it is one statement of that transaction. The lines' foreign key
-/// to their order is checked at the end of the statement, when the order
-/// rows exist.
+/// (data-modifying CTEs over `unnest`ed columns), with the units `taken`
+/// from the tracked products' stock (the rows [`store_orders`] locked). The
+/// lines of `tracked` products are marked `reserved`: they give their units
+/// back if the order is not paid. The lines' foreign key to their order is
+/// checked at the end of the statement, when the order rows exist.
 pub async fn insert_orders_with_events(
     conn: impl PgExecutor<'_>,
-    writes: &[OrderWrite],
+    writes: &[&OrderWrite],
+    tracked: &HashSet<i64>,
+    taken: &[(i64, i64)],
 ) -> sqlx::Result<()> {
     let orders = || writes.iter().map(|w| &w.order);
     let events = || writes.iter().map(|w| &w.event);
@@ -59,9 +62,14 @@ pub async fn insert_orders_with_events(
                        $6::float8[], $7::timestamptz[]) \
              AS o(id, user_id, user_email, total, currency, duration_ms, created_at) \
          ), new_lines AS ( \
-           INSERT INTO order_items (order_id, line_no, product_id, name, unit_price, quantity, line_total) \
+           INSERT INTO order_items (order_id, line_no, product_id, name, unit_price, quantity, line_total, \
+                                    reserved) \
            SELECT * FROM unnest($8::uuid[], $9::int[], $10::bigint[], $11::text[], $12::numeric[], \
-                                $13::int[], $14::numeric[]) \
+                                $13::int[], $14::numeric[], $21::bool[]) \
+         ), taken AS ( \
+           UPDATE products SET stock = products.stock - t.units \
+           FROM unnest($22::bigint[], $23::bigint[]) AS t(id, units) \
+           WHERE products.id = ANY($22) AND products.id = t.id \
          ) \
          INSERT INTO outbox (id, routing_key, event_type, correlation_id, payload, traceparent) \
          SELECT * FROM unnest($15::uuid[], $16::text[], $17::text[], $18::uuid[], $19::text[], $20::text[])",
@@ -86,18 +94,27 @@ pub async fn insert_orders_with_events(
     .bind(events().map(|e| e.correlation_id).collect::<Vec<_>>())
     .bind(events().map(|e| e.payload.as_str()).collect::<Vec<_>>())
     .bind(events().map(|e| e.traceparent.as_deref()).collect::<Vec<_>>())
+    .bind(
+        lines()
+            .map(|(_, _, l)| tracked.contains(&l.product_id))
+            .collect::<Vec<_>>(),
+    )
+    .bind(taken.iter().map(|(id, _)| *id).collect::<Vec<_>>())
+    .bind(taken.iter().map(|(_, units)| *units).collect::<Vec<_>>())
     .execute(conn)
     .await?;
     Ok(())
 }
 
-/// [`insert_orders_with_events`] for concurrent checkouts (`messaging::db::batch`).
+/// [`store_orders`] for concurrent checkouts (`messaging::db::batch`): the
+/// checkouts in flight together share one transaction, and so one wait for
+/// a tracked product's row lock and one commit.
 pub struct InsertOrders;
 
 #[async_trait::async_trait]
 impl BatchStatement for InsertOrders {
     type Item = OrderWrite;
-    type Output = ();
+    type Output = Result<(), Shortage>;
     type Key = Uuid;
     const NAME: &'static str = "insert_orders";
     /// Checkouts wait on their commit with nothing else to do, so more
@@ -110,9 +127,15 @@ impl BatchStatement for InsertOrders {
         vec![write.order.id]
     }
 
-    async fn run(&self, pool: &PgPool, writes: &[OrderWrite]) -> sqlx::Result<Vec<()>> {
-        insert_orders_with_events(pool, writes).await?;
-        Ok(vec![(); writes.len()])
+    async fn run(
+        &self,
+        pool: &PgPool,
+        writes: &[OrderWrite],
+    ) -> sqlx::Result<Vec<Result<(), Shortage>>> {
+        let mut tx = pool.begin().await?;
+        let outcomes = store_orders(&mut tx, writes).await?;
+        tx.commit().await?;
+        Ok(outcomes)
     }
 }
 
@@ -132,6 +155,10 @@ struct OrderRow {
     payment_amount: Option<Decimal>,
     payment_failure_reason: Option<String>,
     payment_processed_at: Option<DateTime<Utc>>,
+    cancel_reason: Option<String>,
+    refund_transaction_id: Option<String>,
+    refund_amount: Option<Decimal>,
+    refunded_at: Option<DateTime<Utc>>,
 }
 
 pub async fn find_order(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<Order>> {
@@ -146,6 +173,18 @@ pub async fn find_order(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<Order>> 
         processed_at: row.payment_processed_at,
         failure_reason: row.payment_failure_reason,
     });
+    let refund = match (
+        row.refund_transaction_id,
+        row.refund_amount,
+        row.refunded_at,
+    ) {
+        (Some(transaction_id), Some(amount), Some(processed_at)) => Some(RefundSummary {
+            transaction_id,
+            amount,
+            processed_at,
+        }),
+        _ => None,
+    };
     Ok(Some(Order {
         id: row.id,
         status: row.status,
@@ -155,26 +194,30 @@ pub async fn find_order(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<Order>> 
         currency: row.currency,
         items,
         payment,
-        cancel_reason: None,
-        refund: None,
+        cancel_reason: row.cancel_reason,
+        refund,
         created_at: row.created_at,
         updated_at: row.updated_at,
         processing_duration_ms: row.processing_duration_ms,
     }))
 }
 
-async fn find_order_row(pool: &PgPool, id: Uuid) -> sqlx::Result<Option<OrderRow>> {
+async fn find_order_row(pool: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<OrderRow>> {
     sqlx::query_as(
         "SELECT id, status, user_id, user_email, total_amount, currency, processing_duration_ms, created_at, \
          updated_at, payment_status, payment_transaction_id, payment_amount, payment_failure_reason, \
-         payment_processed_at FROM orders WHERE id = $1",
+         payment_processed_at, cancel_reason, refund_transaction_id, refund_amount, refunded_at \
+         FROM orders WHERE id = $1",
     )
     .bind(id)
     .fetch_optional(pool)
     .await
 }
 
-async fn find_order_lines(pool: &PgPool, order_id: Uuid) -> sqlx::Result<Vec<OrderLine>> {
+pub async fn find_order_lines(
+    pool: impl PgExecutor<'_>,
+    order_id: Uuid,
+) -> sqlx::Result<Vec<OrderLine>> {
     let rows: Vec<(i64, String, Decimal, i32, Decimal)> = sqlx::query_as(
         "SELECT product_id, name, unit_price, quantity, line_total FROM order_items \
          WHERE order_id = $1 ORDER BY line_no",
@@ -194,4 +237,49 @@ async fn find_order_lines(pool: &PgPool, order_id: Uuid) -> sqlx::Result<Vec<Ord
             },
         )
         .collect())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use rust_decimal::Decimal;
+
+    use super::*;
+    use crate::domain::pricing::PricedLine;
+
+    /// A write for lines of `(product_id, quantity)` at 1.00 each.
+    pub(crate) fn write_of(lines: &[(i64, i32)]) -> OrderWrite {
+        let lines: Vec<PricedLine> = lines
+            .iter()
+            .map(|&(product_id, quantity)| PricedLine {
+                product_id,
+                name: format!("Product {product_id}"),
+                unit_price: Decimal::ONE,
+                quantity,
+                line_total: Decimal::from(quantity),
+            })
+            .collect();
+        let id = Uuid::new_v4();
+        OrderWrite {
+            order: NewOrder {
+                id,
+                user_id: 1,
+                user_email: "a@example.com".into(),
+                priced: PricedOrder {
+                    currency: "USD".into(),
+                    total: lines.iter().map(|l| l.line_total).sum(),
+                    lines,
+                },
+                created_at: Utc::now(),
+                processing_duration_ms: 0.0,
+            },
+            event: OutboxRow {
+                id: Uuid::new_v4(),
+                routing_key: "order.order.created",
+                event_type: "order.created",
+                correlation_id: id,
+                payload: "{}".into(),
+                traceparent: None,
+            },
+        }
+    }
 }

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::pricing::PricedOrder;
 
-pub use contract::api::{Order, OrderLine, OrderStatus, PaymentSummary};
+pub use contract::api::{Order, OrderLine, OrderStatus, PaymentSummary, RefundSummary};
 
 /// A just-created order, as it is stored (timestamps must already be
 /// truncated to PostgreSQL's microseconds, so a later read matches).

@@ -5,8 +5,10 @@
 //! | `POST /orders` | `201` order, `Location: /api/orders/{id}`; 400/409/422/503 problem |
 //! | `GET /orders/{id}` | `200` order, `404`, `400` malformed id |
 //! | `GET /orders/{id}/status` | `200` `{id, status, payment}` |
-//! | `GET /products`, `GET /products/{id}` | the catalog |
+//! | `POST /orders/{id}/cancel` | `200` cancelled, `202` refund pending; 404/409 problem |
+//! | `GET /products`, `GET /products/{id}` | the catalog, with the live stock |
 
+mod cancel;
 mod orders;
 mod products;
 
@@ -40,6 +42,7 @@ pub fn router(state: AppState) -> Router {
         .route("/orders", post(orders::create_order))
         .route("/orders/{id}", get(orders::get_order))
         .route("/orders/{id}/status", get(orders::get_order_status))
+        .route("/orders/{id}/cancel", post(cancel::cancel_order))
         .route("/products", get(products::list_products))
         .route("/products/{id}", get(products::get_product))
         .layer(DefaultBodyLimit::max(MAX_CHECKOUT_BODY_BYTES))

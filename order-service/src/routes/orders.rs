@@ -79,13 +79,18 @@ pub async fn create_order(
         event,
     };
     let Some(key) = key else {
-        // One statement and its own commit, shared with the checkouts
-        // arriving at the same moment.
-        state.orders.submit(write).await?;
+        // One transaction and its commit, shared with the checkouts arriving
+        // at the same moment.
+        state.orders.submit(write).await??;
         return Ok(accepted(&state, order_id, &priced, order));
     };
     let mut tx = state.pool.begin().await?;
-    db::orders::insert_orders_with_events(&mut *tx, std::slice::from_ref(&write)).await?;
+    let [stored] = db::stock::store_orders(&mut tx, std::slice::from_ref(&write))
+        .await?
+        .try_into()
+        .expect("one outcome per order");
+    // Nothing is stored for a shortage: the transaction is rolled back.
+    stored?;
     let answer = StoredAnswer {
         request: fingerprint.clone(),
         response_status: 201,
@@ -156,7 +161,7 @@ pub async fn get_order_status(
     find(&state, &id).await.map(|order| Json(order.into()))
 }
 
-async fn find(state: &AppState, id: &str) -> Result<Order, ApiError> {
+pub(super) async fn find(state: &AppState, id: &str) -> Result<Order, ApiError> {
     let id = Uuid::parse_str(id)
         .map_err(|_| ApiError::BadRequest("malformed order id: expected a UUID".into()))?;
     db::orders::find_order(&state.pool, id)

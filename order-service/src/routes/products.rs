@@ -1,4 +1,6 @@
-//! The catalog, answered from memory ([`crate::catalog`]).
+//! The catalog, answered from memory ([`crate::catalog`]), with each
+//! tracked product's stock read live (one small query: stock changes with
+//! every checkout, the catalog only when an operator edits it).
 
 use axum::{
     Json,
@@ -6,10 +8,15 @@ use axum::{
 };
 
 use super::AppState;
-use crate::{domain::pricing::Product, error::ApiError};
+use crate::{db::stock, domain::pricing::Product, error::ApiError};
 
-pub async fn list_products(State(state): State<AppState>) -> Json<Vec<Product>> {
-    Json(state.catalog.snapshot().listing.clone())
+pub async fn list_products(State(state): State<AppState>) -> Result<Json<Vec<Product>>, ApiError> {
+    let levels = stock::levels(&state.pool).await?;
+    let mut listing = state.catalog.snapshot().listing.clone();
+    for product in &mut listing {
+        product.stock = levels.get(&product.id).copied();
+    }
+    Ok(Json(listing))
 }
 
 pub async fn get_product(
@@ -21,12 +28,13 @@ pub async fn get_product(
         .ok()
         .filter(|id| *id > 0)
         .ok_or_else(|| ApiError::BadRequest("product id must be a positive integer".into()))?;
-    state
+    let mut product = state
         .catalog
         .snapshot()
         .by_id
         .get(&id)
         .cloned()
-        .map(Json)
-        .ok_or_else(|| ApiError::NotFound(format!("no product {id}")))
+        .ok_or_else(|| ApiError::NotFound(format!("no product {id}")))?;
+    product.stock = stock::levels(&state.pool).await?.get(&id).copied();
+    Ok(Json(product))
 }

@@ -40,6 +40,18 @@ impl TestApp {
 
     /// Started on `database` (for example a fresh one behind a `FaultProxy`).
     pub async fn spawn_with_database(database: messaging::db::DatabaseSettings) -> Self {
+        Self::spawn_with(database, 900).await
+    }
+
+    /// Started with `ORDER_PAYMENT_TIMEOUT_SECS` = `payment_timeout_secs`.
+    pub async fn spawn_expiring(payment_timeout_secs: u64) -> Self {
+        Self::spawn_with(test_support::fresh_database("order"), payment_timeout_secs).await
+    }
+
+    async fn spawn_with(
+        database: messaging::db::DatabaseSettings,
+        payment_timeout_secs: u64,
+    ) -> Self {
         test_support::init_logs();
         let amqp = test_support::fresh_amqp();
         let cleanup = BrokerCleanup::all(&amqp);
@@ -47,6 +59,7 @@ impl TestApp {
             bind_addr: "127.0.0.1:0".parse().unwrap(),
             database,
             amqp: amqp.clone(),
+            payment_timeout_secs,
         };
         let app = Application::build(settings)
             .await

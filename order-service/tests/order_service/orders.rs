@@ -338,14 +338,15 @@ async fn concurrent_checkouts_each_store_exactly_their_own_lines_and_event() {
     app.stop().await;
 }
 
-/// The checkout insert runs on connections that keep PostgreSQL's cached
+/// The checkout's statements run on connections that keep PostgreSQL's cached
 /// plans (`startup::insert_pool`). That is safe only while every plan of the
-/// statement, its foreign-key checks included, is an index lookup even when
-/// made on empty tables, as a service's first plans are: forced generic here,
-/// on a fresh database, the statement must scan no table whole.
+/// statements, its foreign-key checks and the stock lock included, is an
+/// index lookup even when made on empty tables, as a service's first plans
+/// are: forced generic here, on a fresh database, they must scan no table
+/// whole.
 #[tokio::test]
 async fn the_checkout_insert_scans_no_table_even_with_generic_plans() {
-    use order_service::db::orders::insert_orders_with_events;
+    use order_service::db::stock::store_orders;
     let app = TestApp::spawn().await;
     let mut tx = app.pool.begin().await.unwrap();
     sqlx::query("SET LOCAL plan_cache_mode = force_generic_plan")
@@ -357,9 +358,10 @@ async fn the_checkout_insert_scans_no_table_even_with_generic_plans() {
     let before = sequential_scans(&mut tx).await;
     for n in 0..8 {
         let write = helpers::order_write(n);
-        insert_orders_with_events(&mut *tx, std::slice::from_ref(&write))
+        let stored = store_orders(&mut tx, std::slice::from_ref(&write))
             .await
             .unwrap();
+        assert_eq!(stored, [Ok(())]);
     }
     let after = sequential_scans(&mut tx).await;
     let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM order_items")

@@ -1,5 +1,5 @@
 //! `payment.payment.processed` in: the order moves from `pending` to `paid`
-//! or `failed`.
+//! or `failed`; a charge for an order cancelled meanwhile is refunded.
 //!
 //! Idempotent: the inbox row for the event id and the status update are one
 //! statement ([`settle_orders`](crate::db::settlement::settle_orders); the
@@ -9,27 +9,38 @@
 //! An event for an order this service never stored is a permanent error
 //! (parked for inspection, and replayable: nothing was recorded for it).
 
+use std::sync::Arc;
+
 use contract::events::PaymentProcessed;
 use messaging::{
     consumer::{Handler, HandlerError, Incoming},
     db::batch::Batcher,
 };
 use sqlx::PgPool;
+use tokio::sync::Notify;
 
 use crate::{
     SERVICE,
-    db::settlement::{SettleOrders, Settlement},
+    db::{
+        refunds::{LateCharge, request_late_refund},
+        settlement::{SettleOrders, Settlement},
+    },
 };
 
 pub struct PaymentResultHandler {
+    pool: PgPool,
     settlements: Batcher<SettleOrders>,
+    /// Wakes the outbox relay after a refund request is committed.
+    relay: Arc<Notify>,
 }
 
 impl PaymentResultHandler {
     /// Starts the handler's statement batcher on the current runtime.
-    pub fn new(pool: PgPool) -> Self {
+    pub fn new(pool: PgPool, relay: Arc<Notify>) -> Self {
         Self {
-            settlements: Batcher::start(SettleOrders { consumer: SERVICE }, pool),
+            settlements: Batcher::start(SettleOrders { consumer: SERVICE }, pool.clone()),
+            pool,
+            relay,
         }
     }
 }
@@ -48,6 +59,22 @@ impl Handler<PaymentProcessed> for PaymentResultHandler {
             Settlement::Duplicate => {
                 metrics::counter!("duplicate_deliveries_total", "consumer" => SERVICE).increment(1);
                 return Ok(());
+            }
+            Settlement::LateCharge => {
+                match request_late_refund(&self.pool, SERVICE, event).await? {
+                    LateCharge::RefundRequested => {
+                        self.relay.notify_one();
+                        metrics::counter!("late_charges_total").increment(1);
+                        tracing::warn!(order_id = %event.order_id, "payment arrived for a cancelled order; refund requested");
+                    }
+                    LateCharge::Duplicate => {
+                        metrics::counter!("duplicate_deliveries_total", "consumer" => SERVICE)
+                            .increment(1);
+                    }
+                    LateCharge::AlreadyRecorded => {
+                        tracing::info!(order_id = %event.order_id, "cancelled order's charge already recorded; payment result ignored");
+                    }
+                }
             }
             Settlement::AlreadySettled => {
                 tracing::info!(order_id = %event.order_id, "order already settled; payment result ignored");
