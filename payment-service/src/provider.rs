@@ -8,9 +8,13 @@
 //!   travels with the message, so this holds across replicas and restarts;
 //! - everything else is approved with a `TXN-` + 12 hex digits transaction id.
 //!
+//! Refunds ([`Provider::refund`]) are never declined: a `+flaky` address
+//! fails transiently on the first two attempts as for charges, and anything
+//! else is refunded with a `RFD-` + 12 hex digits refund id.
+//!
 //! Every call waits `PAYMENT_DELAY_MS`, like the seed's `sleep(1)`.
 
-use contract::events::OrderCreated;
+use contract::events::{OrderCreated, RefundRequested};
 use uuid::Uuid;
 
 use crate::config::ProviderSettings;
@@ -44,20 +48,30 @@ impl Provider {
         order: &OrderCreated,
         attempt: u32,
     ) -> Result<Charge, ProviderUnavailable> {
-        if !self.settings.delay.is_zero() {
-            tokio::time::sleep(self.settings.delay).await;
-        }
+        self.wait().await;
         self.decide(order, attempt)
     }
 
-    fn decide(&self, order: &OrderCreated, attempt: u32) -> Result<Charge, ProviderUnavailable> {
-        let local_part = order
-            .user_email
-            .rsplit_once('@')
-            .map_or("", |(local, _)| local);
-        if local_part.ends_with("+flaky") && attempt < 2 {
-            return Err(ProviderUnavailable { attempt });
+    /// Refunds the charge `request` names; `attempt` is 0 on the first try.
+    /// Returns the refund's id at the provider (`RFD-…`).
+    pub async fn refund(
+        &self,
+        request: &RefundRequested,
+        attempt: u32,
+    ) -> Result<String, ProviderUnavailable> {
+        self.wait().await;
+        decide_refund(request, attempt)
+    }
+
+    async fn wait(&self) {
+        if !self.settings.delay.is_zero() {
+            tokio::time::sleep(self.settings.delay).await;
         }
+    }
+
+    fn decide(&self, order: &OrderCreated, attempt: u32) -> Result<Charge, ProviderUnavailable> {
+        let local_part = local_part(&order.user_email);
+        flaky(local_part, attempt)?;
         if local_part.ends_with("+decline") {
             return Ok(Charge::Declined {
                 reason: "card_declined",
@@ -69,15 +83,34 @@ impl Provider {
             });
         }
         Ok(Charge::Approved {
-            transaction_id: transaction_id(),
+            transaction_id: provider_id("TXN"),
         })
     }
 }
 
-/// `TXN-` + 12 upper-case hex digits, random (unguessable, never sequential).
-fn transaction_id() -> String {
+fn decide_refund(request: &RefundRequested, attempt: u32) -> Result<String, ProviderUnavailable> {
+    flaky(local_part(&request.user_email), attempt)?;
+    Ok(provider_id("RFD"))
+}
+
+/// The local part of an email address (`""` without an `@`).
+fn local_part(email: &str) -> &str {
+    email.rsplit_once('@').map_or("", |(local, _)| local)
+}
+
+/// A `+flaky` address fails transiently on its first two attempts.
+fn flaky(local_part: &str, attempt: u32) -> Result<(), ProviderUnavailable> {
+    if local_part.ends_with("+flaky") && attempt < 2 {
+        return Err(ProviderUnavailable { attempt });
+    }
+    Ok(())
+}
+
+/// `<prefix>-` + 12 upper-case hex digits, random (unguessable, never
+/// sequential): `TXN-` for charges, `RFD-` for refunds.
+fn provider_id(prefix: &str) -> String {
     let hex = Uuid::new_v4().simple().to_string().to_uppercase();
-    format!("TXN-{}", &hex[..12])
+    format!("{prefix}-{}", &hex[..12])
 }
 
 #[cfg(test)]
@@ -109,6 +142,37 @@ mod tests {
         }
     }
 
+    fn refund_request(email: &str, amount: &str) -> RefundRequested {
+        let order = order(email, amount);
+        RefundRequested {
+            event_type: "refund.requested".into(),
+            event_id: Uuid::new_v4(),
+            timestamp: Utc::now(),
+            schema_version: 1,
+            order_id: order.order_id,
+            payment_id: Uuid::new_v4(),
+            transaction_id: "TXN-0123456789AB".into(),
+            user_id: 1,
+            user_email: email.into(),
+            amount: order.total_amount,
+            currency: "USD".into(),
+            items: vec![],
+            reason: contract::events::CancelReason::Customer,
+        }
+    }
+
+    /// `<prefix>-` + 12 upper-case hex digits.
+    fn assert_well_formed(id: &str, prefix: &str) {
+        assert_eq!(id.len(), 16, "{id}");
+        assert!(id.starts_with(&format!("{prefix}-")), "{id}");
+        assert!(
+            id[4..]
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_lowercase()),
+            "{id}"
+        );
+    }
+
     #[test]
     fn an_ordinary_order_is_approved_with_a_well_formed_transaction_id() {
         let Ok(Charge::Approved { transaction_id }) =
@@ -116,13 +180,7 @@ mod tests {
         else {
             panic!("expected approval");
         };
-        assert_eq!(transaction_id.len(), 16);
-        assert!(transaction_id.starts_with("TXN-"));
-        assert!(
-            transaction_id[4..]
-                .chars()
-                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_lowercase())
-        );
+        assert_well_formed(&transaction_id, "TXN");
     }
 
     #[test]
@@ -158,5 +216,36 @@ mod tests {
             provider().decide(&flaky, 2),
             Ok(Charge::Approved { .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn a_refund_succeeds_with_a_well_formed_random_refund_id() {
+        let request = refund_request("a@example.com", "1299.99");
+        let first = provider().refund(&request, 0).await.unwrap();
+        assert_well_formed(&first, "RFD");
+        let second = provider().refund(&request, 0).await.unwrap();
+        assert_well_formed(&second, "RFD");
+        assert_ne!(first, second, "random, never repeated");
+    }
+
+    #[test]
+    fn refunds_are_never_declined() {
+        for (email, amount) in [
+            ("a+decline@example.com", "1.00"),
+            ("a@example.com", "10000.01"),
+        ] {
+            let refunded = decide_refund(&refund_request(email, amount), 0);
+            assert!(refunded.is_ok(), "{email} {amount}: {refunded:?}");
+        }
+    }
+
+    #[test]
+    fn flaky_addresses_fail_two_refund_attempts_then_succeed() {
+        let flaky = refund_request("a+flaky@example.com", "5.00");
+        for attempt in [0, 1] {
+            let failed = decide_refund(&flaky, attempt).unwrap_err();
+            assert_eq!(failed.attempt, attempt);
+        }
+        assert_well_formed(&decide_refund(&flaky, 2).unwrap(), "RFD");
     }
 }

@@ -1,9 +1,13 @@
-//! Builds and runs payment-service: database, broker, the consumer of
-//! `payment_service_queue`, the outbox relay, and the health endpoints.
+//! Builds and runs payment-service: database, broker, the consumers of
+//! `payment_service_queue` (charges) and `payment_service_refund_queue`
+//! (refunds), the outbox relay, and the health endpoints.
 
 use std::{sync::Arc, time::Duration};
 
-use contract::{events::OrderCreated, names::PAYMENT_QUEUE};
+use contract::{
+    events::{OrderCreated, RefundRequested},
+    names::{PAYMENT_QUEUE, PAYMENT_REFUND_QUEUE},
+};
 use messaging::{
     Foundation, retention,
     timeline::{Journal, PURGE_JOURNAL},
@@ -12,7 +16,11 @@ use runtime::{health::Flag, service::Tasks};
 use tokio_util::sync::CancellationToken;
 
 use crate::timeline::PaymentTimeline;
-use crate::{SERVICE, Settings, handler::PaymentHandler, provider::Provider};
+use crate::{
+    SERVICE, Settings,
+    handler::{PaymentHandler, RefundHandler},
+    provider::Provider,
+};
 
 /// This service's own tables (`migrations/`). The outbox, inbox and journal
 /// come from the messaging runtime, applied first (`messaging::db::migrate`).
@@ -52,7 +60,8 @@ impl runtime::service::Service for Application {
         })
     }
 
-    /// Runs until `shutdown`: drains in-flight payments, flushes the outbox.
+    /// Runs until `shutdown`: drains in-flight payments and refunds, flushes
+    /// the outbox.
     async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let Self {
             foundation,
@@ -70,11 +79,26 @@ impl runtime::service::Service for Application {
             .broker
             .consumer::<OrderCreated, _>(PAYMENT_QUEUE, Arc::new(handler), attached.clone())
             .with_journal(Journal::new(pool.clone(), SERVICE));
+        let refunds = RefundHandler::new(
+            pool.clone(),
+            Provider::new(settings.provider.clone()),
+            relay.notifier(),
+        );
+        let refunds_attached = Flag::default();
+        let refund_consumer = foundation
+            .broker
+            .consumer::<RefundRequested, _>(
+                PAYMENT_REFUND_QUEUE,
+                Arc::new(refunds),
+                refunds_attached.clone(),
+            )
+            .with_journal(Journal::new(pool.clone(), SERVICE));
         let timeline = messaging::timeline::router(PaymentTimeline(pool.clone()));
-        let router = foundation.router(timeline, &[attached]);
+        let router = foundation.router(timeline, &[attached, refunds_attached]);
 
         let mut tasks = Tasks::new();
         tasks.intake("consumer", move |stop| consumer.run(stop));
+        tasks.intake("refund-consumer", move |stop| refund_consumer.run(stop));
         tasks.background("outbox-relay", move |stop| relay.run(stop));
         tasks.background("retention", move |stop| {
             retention::run(pool, Duration::from_secs(3600), &[PURGE_JOURNAL], stop)

@@ -1,6 +1,7 @@
 //! payment-service's part of an order's timeline (`GET /timeline/{id}`; see
-//! `messaging::timeline`): the payment made or declined, its event published,
-//! and any retry or dead-lettering of the order event.
+//! `messaging::timeline`): the payment made or declined, its refund, the
+//! events published, and any retry or dead-lettering of the order event or
+//! the refund request.
 
 use contract::api::TimelineStep;
 use messaging::timeline::{TimelineSource, recorded_steps, step};
@@ -30,6 +31,14 @@ impl TimelineSource for PaymentTimeline {
                 SERVICE,
                 &format!("payment.{}", payment.status),
                 detail,
+            ));
+        }
+        if let Some(refund) = db::refunds::find_refund(&self.0, order_id).await? {
+            steps.push(step(
+                refund.processed_at,
+                SERVICE,
+                "refund.completed",
+                refund.transaction_id,
             ));
         }
         Ok(Some(steps))

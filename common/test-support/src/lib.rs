@@ -108,11 +108,14 @@ impl BrokerCleanup {
         let topology = Topology::new(settings);
         Self {
             settings: settings.clone(),
-            queues: vec![
-                topology.queue(contract::names::PAYMENT_QUEUE, "order.order.created"),
-                topology.queue(contract::names::EMAIL_QUEUE, "payment.payment.processed"),
-                topology.queue(contract::names::ORDER_QUEUE, "payment.payment.processed"),
-            ],
+            queues: contract::names::WORK_QUEUES
+                .iter()
+                .map(|&queue| {
+                    let routing_key = contract::names::routing_key_of(queue)
+                        .expect("every work queue has its event");
+                    topology.queue(queue, routing_key)
+                })
+                .collect(),
         }
     }
 }

@@ -14,14 +14,16 @@ use contract::{
 use messaging::topology::Topology;
 use payment_service::{Application, Settings, config::ProviderSettings};
 use rust_decimal::Decimal;
-use test_support::{self, BrokerCleanup, FaultProxy, eventually};
+use test_support::{self, FaultProxy, eventually};
+
+use crate::app::broker_cleanup;
 use tokio_util::sync::CancellationToken;
 
 #[tokio::test]
 async fn a_database_outage_longer_than_the_retry_schedule_parks_nothing() {
     test_support::init_logs();
     let amqp = test_support::fresh_amqp(); // retries after 200, 400 and 800 ms
-    let _cleanup = BrokerCleanup::all(&amqp);
+    let _cleanup = broker_cleanup(&amqp);
     let proxy = FaultProxy::start(test_support::socket_addr_of(
         &test_support::admin_database_url(),
     ))

@@ -1,157 +1,18 @@
-//! payment-service against the real PostgreSQL and RabbitMQ: a fresh database
-//! and a unique queue prefix per test.
+//! payment-service's charges against the real PostgreSQL and RabbitMQ: a
+//! fresh database and a unique queue prefix per test ([`TestApp`]).
 
-use runtime::service::Service as _;
 use std::time::Duration;
 
 use contract::{
-    events::{Event, OrderCreated, PaymentProcessed},
+    events::{Event, OrderCreated},
     names::{EMAIL_QUEUE, PAYMENT_QUEUE},
 };
-use lapin::Connection;
-use messaging::{AmqpSettings, headers, topology::Topology};
-use payment_service::{Application, Settings, config::ProviderSettings, db};
-use rust_decimal::Decimal;
-use sqlx::PgPool;
-use test_support::{self, BrokerCleanup, QueueCounts, eventually};
-use tokio_util::sync::CancellationToken;
+use messaging::headers;
+use payment_service::db;
+use test_support::{self, QueueCounts, eventually};
 use uuid::Uuid;
 
-struct TestApp {
-    pool: PgPool,
-    /// `http://127.0.0.1:<port>/metrics` of the service.
-    metrics_url: String,
-    amqp: AmqpSettings,
-    conn: Connection,
-    shutdown: CancellationToken,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-    _cleanup: BrokerCleanup,
-}
-
-impl TestApp {
-    async fn spawn() -> Self {
-        test_support::init_logs();
-        let amqp = test_support::fresh_amqp();
-        let cleanup = BrokerCleanup::all(&amqp);
-        let settings = Settings {
-            bind_addr: "127.0.0.1:0".parse().unwrap(),
-            database: test_support::fresh_database("payment"),
-            amqp: amqp.clone(),
-            provider: ProviderSettings {
-                delay: Duration::ZERO,
-                decline_above: Decimal::from(10_000),
-            },
-        };
-        let app = Application::build(settings)
-            .await
-            .expect("payment-service builds");
-        let pool = app.foundation().pool.clone();
-        let metrics_url = format!("http://127.0.0.1:{}/metrics", app.foundation().port());
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
-        let conn = test_support::test_connection().await;
-        // Where payment.payment.processed lands: email-service's queue.
-        let topology = Topology::new(&amqp);
-        topology
-            .declare_queue(
-                &conn,
-                &topology.queue(EMAIL_QUEUE, PaymentProcessed::ROUTING_KEY),
-            )
-            .await
-            .unwrap();
-        let test_app = Self {
-            pool,
-            metrics_url,
-            amqp,
-            conn,
-            shutdown,
-            task,
-            _cleanup: cleanup,
-        };
-        test_app.wait_until_consuming().await;
-        test_app
-    }
-
-    fn topology(&self) -> Topology {
-        Topology::new(&self.amqp)
-    }
-
-    fn queue(&self, base: &str) -> String {
-        format!("{}{base}", self.amqp.prefix)
-    }
-
-    async fn wait_until_consuming(&self) {
-        test_support::wait_for_consumers(&self.conn, &self.queue(PAYMENT_QUEUE), 1).await;
-    }
-
-    async fn publish(&self, event: &OrderCreated) {
-        let body = serde_json::to_vec(event).unwrap();
-        self.publish_raw(&body, &event.event_id.to_string()).await;
-    }
-
-    async fn publish_raw(&self, body: &[u8], message_id: &str) {
-        test_support::publish_raw(
-            &self.conn,
-            &self.topology().exchange(),
-            OrderCreated::ROUTING_KEY,
-            body,
-            message_id,
-        )
-        .await;
-    }
-
-    async fn payment_events(&self, count: usize) -> Vec<PaymentProcessed> {
-        test_support::take_messages(
-            &self.conn,
-            &self.queue(EMAIL_QUEUE),
-            count,
-            Duration::from_secs(10),
-        )
-        .await
-        .iter()
-        .map(|m| serde_json::from_slice(&m.delivery.data).unwrap())
-        .collect()
-    }
-
-    /// `/metrics` of the service, scraped over HTTP.
-    async fn metrics(&self) -> test_support::Metrics {
-        let text = reqwest::get(&self.metrics_url)
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        test_support::Metrics::parse(&text)
-    }
-
-    /// Waits until the work queue's consumer metrics read `expected`.
-    async fn wait_for_queue_counts(&self, expected: QueueCounts) {
-        let queue = self.queue(PAYMENT_QUEUE);
-        let mut last = QueueCounts::default();
-        let reached = tokio::time::timeout(Duration::from_secs(5), async {
-            loop {
-                last = self.metrics().await.queue(&queue);
-                if last == expected {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        })
-        .await;
-        assert!(
-            reached.is_ok(),
-            "queue metrics {last:?}, expected {expected:?}"
-        );
-    }
-
-    async fn stop(self) {
-        self.shutdown.cancel();
-        self.task
-            .await
-            .unwrap()
-            .expect("payment-service stops cleanly");
-    }
-}
+use crate::app::TestApp;
 
 #[tokio::test]
 async fn an_order_is_charged_once_and_its_outcome_published() {
@@ -250,13 +111,16 @@ async fn a_flaky_provider_is_retried_with_backoff_until_it_succeeds() {
         "nothing parked"
     );
     // The metrics tell the same story: three deliveries, two retried, one acked.
-    app.wait_for_queue_counts(QueueCounts {
-        consumed: 3.0,
-        acked: 1.0,
-        retried: 2.0,
-        parked: 0.0,
-        in_flight: 0.0,
-    })
+    app.wait_for_queue_counts(
+        PAYMENT_QUEUE,
+        QueueCounts {
+            consumed: 3.0,
+            acked: 1.0,
+            retried: 2.0,
+            parked: 0.0,
+            in_flight: 0.0,
+        },
+    )
     .await;
     let queue = app.queue(PAYMENT_QUEUE);
     let timed = app.metrics().await.sum(
@@ -306,13 +170,16 @@ async fn malformed_and_wrong_schema_messages_are_parked_at_once_and_others_keep_
         1
     );
     // Counted as dead-lettered (outcome "parked"), the good one as acked.
-    app.wait_for_queue_counts(QueueCounts {
-        consumed: 5.0,
-        acked: 1.0,
-        retried: 0.0,
-        parked: 4.0,
-        in_flight: 0.0,
-    })
+    app.wait_for_queue_counts(
+        PAYMENT_QUEUE,
+        QueueCounts {
+            consumed: 5.0,
+            acked: 1.0,
+            retried: 0.0,
+            parked: 4.0,
+            in_flight: 0.0,
+        },
+    )
     .await;
     app.stop().await;
 }

@@ -13,7 +13,9 @@ use messaging::{AmqpSettings, topology::Topology};
 use payment_service::{Application, Settings, config::ProviderSettings};
 use rust_decimal::Decimal;
 use sqlx::PgPool;
-use test_support::{self, BrokerCleanup, eventually};
+use test_support::{self, eventually};
+
+use crate::app::broker_cleanup;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -55,7 +57,7 @@ async fn a_replica_stopped_mid_burst_loses_and_duplicates_nothing() {
     const ORDERS: usize = 200;
     let mut amqp = test_support::fresh_amqp();
     amqp.prefetch = 10;
-    let _cleanup = BrokerCleanup::all(&amqp);
+    let _cleanup = broker_cleanup(&amqp);
     let database = test_support::fresh_database("payment");
     let (a, pool) = start_replica(&database, &amqp, Duration::from_millis(20)).await;
     let (b, _) = start_replica(&database, &amqp, Duration::from_millis(20)).await;
@@ -150,7 +152,7 @@ async fn a_replica_stopped_mid_burst_loses_and_duplicates_nothing() {
 async fn a_consumer_whose_queue_is_deleted_resubscribes_and_keeps_working() {
     test_support::init_logs();
     let amqp = test_support::fresh_amqp();
-    let _cleanup = BrokerCleanup::all(&amqp);
+    let _cleanup = broker_cleanup(&amqp);
     let (replica, pool) = start_replica(
         &test_support::fresh_database("payment"),
         &amqp,

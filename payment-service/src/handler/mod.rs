@@ -13,6 +13,8 @@
 //! Both statements go through a [`Batcher`]: the deliveries in flight at
 //! the same moment share one statement and one commit, each with its own
 //! answer (`messaging::db::batch`).
+//!
+//! `order.refund.requested` is handled by [`RefundHandler`] ([`refund`]).
 
 use std::sync::Arc;
 
@@ -32,6 +34,10 @@ use crate::{
     db::{Payment, PaymentWrite, PaymentsExist, RecordPayments, Recorded},
     provider::{Charge, Provider},
 };
+
+pub mod refund;
+
+pub use refund::RefundHandler;
 
 pub struct PaymentHandler {
     paid_already: Batcher<PaymentsExist>,

@@ -1,5 +1,6 @@
 //! The payments table: one SQL statement per function; the handler's two
 //! go through `messaging::db::batch`, many deliveries' worth per statement.
+//! The refunds table is in [`refunds`].
 
 use std::collections::{HashMap, HashSet};
 
@@ -11,6 +12,8 @@ use messaging::{
 use rust_decimal::Decimal;
 use sqlx::PgPool;
 use uuid::Uuid;
+
+pub mod refunds;
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct Payment {
