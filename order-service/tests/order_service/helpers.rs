@@ -120,16 +120,70 @@ impl TestApp {
     }
 
     pub async fn publish_payment(&self, event: &PaymentProcessed) {
+        self.publish(event).await;
+    }
+
+    /// Publishes `event` as its producer would.
+    pub async fn publish<E: Event>(&self, event: &E) {
         let body = serde_json::to_vec(event).unwrap();
         let exchange = Topology::new(&self.amqp).exchange();
         test_support::publish_raw(
             &self.conn,
             &exchange,
-            PaymentProcessed::ROUTING_KEY,
+            E::ROUTING_KEY,
             &body,
-            &event.event_id.to_string(),
+            &event.event_id().to_string(),
         )
         .await;
+    }
+
+    /// Declares the work queue `queue` (bound to its event), so the events
+    /// order-service publishes for it can be read (before publishing them).
+    pub async fn declare_queue(&self, queue: &str) {
+        let topology = Topology::new(&self.amqp);
+        let routing_key = contract::names::routing_key_of(queue).unwrap();
+        topology
+            .declare_queue(&self.conn, &topology.queue(queue, routing_key))
+            .await
+            .unwrap();
+    }
+
+    /// Takes at least `count` events off the work queue `queue` (declared
+    /// with [`Self::declare_queue`]).
+    pub async fn events<E: Event>(&self, queue: &str, count: usize) -> Vec<E> {
+        let queue = format!("{}{queue}", self.amqp.prefix);
+        test_support::take_messages(&self.conn, &queue, count, Duration::from_secs(10))
+            .await
+            .iter()
+            .map(|m| serde_json::from_slice(&m.delivery.data).unwrap())
+            .collect()
+    }
+
+    pub async fn cancel(&self, id: Uuid, user_id: i64) -> reqwest::Response {
+        self.http
+            .post(format!("{}/orders/{id}/cancel", self.base))
+            .json(&json!({ "user_id": user_id }))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The product's stock in the table (`None`: not tracked).
+    pub async fn stock(&self, product_id: i64) -> Option<i64> {
+        sqlx::query_scalar("SELECT stock FROM products WHERE id = $1")
+            .bind(product_id)
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+
+    pub async fn set_stock(&self, product_id: i64, units: Option<i64>) {
+        sqlx::query("UPDATE products SET stock = $2 WHERE id = $1")
+            .bind(product_id)
+            .bind(units)
+            .execute(&self.pool)
+            .await
+            .unwrap();
     }
 
     pub async fn order_status(&self, id: Uuid) -> String {

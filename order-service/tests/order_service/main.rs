@@ -2,10 +2,12 @@
 //! the real PostgreSQL and RabbitMQ, and the real binary for crashes and
 //! trace propagation.
 
+mod cancellation;
 mod catalog;
 mod crash;
 mod database_outage;
 mod helpers;
 mod orders;
 mod relay;
+mod stock;
 mod trace;
