@@ -267,3 +267,43 @@ async fn a_pending_order_expires_and_a_payment_after_that_is_refunded() {
     assert_eq!(requests[0].reason, CancelReason::PaymentTimeout);
     app.stop().await;
 }
+
+/// A payment result settled while a cancellation of its order is being
+/// committed is judged by the cancelled order (a late charge, to refund),
+/// never by the pending one it read first.
+#[tokio::test]
+async fn a_settlement_waiting_on_a_cancellation_sees_the_order_cancelled() {
+    use order_service::db::settlement::{Settlement, settle_orders};
+    let app = TestApp::spawn().await;
+    let id = checkout(&app, 1).await;
+
+    let mut cancelling = app.pool.begin().await.unwrap();
+    sqlx::query("UPDATE orders SET status = 'cancelled', cancel_reason = 'customer' WHERE id = $1")
+        .bind(id)
+        .execute(&mut *cancelling)
+        .await
+        .unwrap();
+    let pool = app.pool.clone();
+    let settling = tokio::spawn(async move {
+        settle_orders(&pool, "test", &[payment_for(id, PaymentStatus::Completed)]).await
+    });
+    eventually(
+        Duration::from_secs(10),
+        "the settlement to wait",
+        || async {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+            (waiting == 1).then_some(())
+        },
+    )
+    .await;
+    cancelling.commit().await.unwrap();
+
+    assert_eq!(settling.await.unwrap().unwrap(), [Settlement::LateCharge]);
+    app.stop().await;
+}

@@ -165,3 +165,53 @@ async fn units_given_back_are_only_those_the_order_took() {
     assert_eq!(app.stock(1).await, Some(5));
     app.stop().await;
 }
+
+/// Two transactions storing orders for the last unit: the second waits for
+/// the first's lock on the product's row and then finds nothing left (not
+/// an error, and not a sale of a unit that is gone).
+#[tokio::test]
+async fn the_second_of_two_transactions_for_the_last_unit_waits_and_finds_none() {
+    use order_service::db::stock::{Shortage, store_orders};
+    let app = TestApp::spawn().await;
+    app.set_stock(1, Some(1)).await;
+
+    let mut first = app.pool.begin().await.unwrap();
+    let stored = store_orders(&mut first, &[crate::helpers::order_write(1)])
+        .await
+        .unwrap();
+    assert_eq!(stored, [Ok(())]);
+
+    let pool = app.pool.clone();
+    let second = tokio::spawn(async move {
+        let mut tx = pool.begin().await.unwrap();
+        let stored = store_orders(&mut tx, &[crate::helpers::order_write(2)]).await;
+        tx.commit().await.unwrap();
+        stored
+    });
+    eventually(
+        Duration::from_secs(10),
+        "the second to wait for the lock",
+        || async {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+            (waiting == 1).then_some(())
+        },
+    )
+    .await;
+    first.commit().await.unwrap();
+
+    let stored = second.await.unwrap().expect("a shortage is not an error");
+    assert_eq!(
+        stored,
+        [Err(Shortage {
+            available: [(1, 0)].into()
+        })]
+    );
+    assert_eq!(app.stock(1).await, Some(0));
+    app.stop().await;
+}
