@@ -140,6 +140,29 @@ async fn a_paid_order_is_refunded_once_and_then_gives_its_units_back() {
     assert_eq!(order["refund"]["amount"], "1299.99");
     assert_eq!(app.stock(1).await, Some(1_000_000), "units back once");
     assert_eq!(app.cancel(id, 1).await.status(), 409);
+    let timeline: Value = app
+        .get(&format!("/timeline/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let steps: Vec<&str> = timeline
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap())
+        .collect();
+    for expected in [
+        "order.created",
+        "stock.reserved",
+        "order.paid",
+        "order.cancelled",
+        "refund.requested",
+        "order.refunded",
+        "stock.released",
+    ] {
+        assert!(steps.contains(&expected), "{expected} in {steps:?}");
+    }
     app.stop().await;
 }
 
