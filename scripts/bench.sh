@@ -6,7 +6,7 @@
 # stopped afterwards. Every figure is written with its command, the load
 # average before and after, and the services' resident memory.
 #
-#   scripts/bench.sh                 # all scenarios: pgbench intake checkout e2e seed
+#   scripts/bench.sh                 # all scenarios: pgbench intake hotrow checkout e2e seed
 #   scripts/bench.sh checkout seed   # some of them
 #
 # Needs PostgreSQL on 127.0.0.1:5432 (user postgres), RabbitMQ on
@@ -45,7 +45,7 @@ E2E_DURATION=${BENCH_E2E_DURATION:-60s}
 MAIL_API=http://127.0.0.1:1080
 SMTP=${BENCH_SMTP:-sink}
 SCENARIOS=("$@")
-[[ ${#SCENARIOS[@]} -gt 0 ]] || SCENARIOS=(pgbench intake checkout e2e seed)
+[[ ${#SCENARIOS[@]} -gt 0 ]] || SCENARIOS=(pgbench intake hotrow checkout e2e seed)
 SERVICES=(order-service payment-service email-service gateway)
 declare -A PORT=([gateway]=9000 [order-service]=8001 [payment-service]=8002 [email-service]=8003)
 declare -A PID=()
@@ -271,15 +271,36 @@ scenario_checkout() {
 scenario_intake() {
     fresh_state
     start_services 0
+    stop_consumers
+    loadgen intake-1 --connections 1 --duration "$DURATION" --no-audit
+    loadgen intake-64 --connections 64 --duration "$DURATION" --no-audit
+    stop_services
+}
+
+# The hot row: every checkout of a tracked product takes its units from that
+# product's one row, locked until the checkout's transaction commits. Intake
+# at 64 connections buying product 1 (tracked) against product 2 (not
+# tracked), alternately and twice, in one run.
+scenario_hotrow() {
+    fresh_state
+    start_services 0
+    stop_consumers
+    for round in 1 2; do
+        loadgen "hotrow-untracked-$round" --connections 64 --duration "$DURATION" --no-audit --product-id 2
+        loadgen "hotrow-tracked-$round" --connections 64 --duration "$DURATION" --no-audit --product-id 1
+    done
+    stop_services
+}
+
+# payment-service and email-service have declared their queues: stop them,
+# so the orders wait in payment_service_queue.
+stop_consumers() {
     for service in payment-service email-service; do
         kill -TERM "${PID[$service]}"
         wait "${PID[$service]}" 2>/dev/null || true
         unset "PID[$service]"
     done
     sleep 2
-    loadgen intake-1 --connections 1 --duration "$DURATION" --no-audit
-    loadgen intake-64 --connections 64 --duration "$DURATION" --no-audit
-    stop_services
 }
 
 scenario_e2e() {

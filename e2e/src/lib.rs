@@ -34,6 +34,8 @@ pub struct Options {
     /// of a fresh database and a fresh name prefix. The test owns their
     /// clean-up; the broker names are used as they are.
     pub connections: Option<Connections>,
+    /// order-service's `ORDER_PAYMENT_TIMEOUT_SECS` (default 900).
+    pub payment_timeout_secs: Option<u64>,
 }
 
 /// Database and broker settings of the three services that have them.
@@ -106,6 +108,7 @@ impl Pipeline {
             bind_addr: "127.0.0.1:0".parse().unwrap(),
             database: connections.order.0.clone(),
             amqp: connections.order.1.clone(),
+            payment_timeout_secs: options.payment_timeout_secs.unwrap_or(900),
         };
         let order = order_service::Application::build(settings.clone())
             .await
@@ -294,6 +297,12 @@ impl Pipeline {
     /// Waits until every accepted order is settled and emailed, then checks
     /// the invariants ([`audit::Audit`]).
     pub async fn audit(&mut self, accepted: &[String]) {
+        self.audit_stock(accepted, &audit::FRESH_STOCK).await;
+    }
+
+    /// [`Self::audit`] for a run whose tracked products started at
+    /// `starting` units.
+    pub async fn audit_stock(&mut self, accepted: &[String], starting: &[(i64, i64)]) {
         let broker = test_support::test_connection().await;
         audit::Audit {
             order_db: &self.order_db,
@@ -303,7 +312,7 @@ impl Pipeline {
             broker: &broker,
             prefix: &self.amqp.prefix,
         }
-        .check(accepted)
+        .check_stock(accepted, starting)
         .await;
     }
 }

@@ -16,6 +16,7 @@ mod least_privilege;
 mod metrics;
 mod postgres_crash;
 mod repository;
+mod saga;
 mod schemathesis;
 mod timeline;
 mod traces;
