@@ -43,7 +43,7 @@ pub enum ApiError {
     #[error("unsupported media type")]
     UnsupportedMediaType,
     /// `422`: the JSON is well-formed but fields are invalid.
-    #[error("invalid checkout request")]
+    #[error("invalid request fields")]
     Validation(Vec<FieldError>),
     /// `429` with `Retry-After`: this client sent more requests than its
     /// rate limit allows.

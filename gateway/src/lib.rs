@@ -15,8 +15,9 @@
 //!   `/health`, `/ready`, `/metrics` and the standard request-id, tracing and
 //!   metrics layers from `runtime`) and serves until shutdown.
 //! - [`routes`]: the handlers. [`routes::checkout`] rejects a bad checkout
-//!   (`415`, `413`, `400`, `422`) before any network hop, using the same
-//!   validation as order-service (`contract::checkout`).
+//!   and [`routes::cancel`] a bad cancel (`415`, `413`, `400`, `422`) before
+//!   any network hop, using the same validation as order-service
+//!   (`contract::checkout`, `contract::cancel`).
 //! - [`rate_limit`]: per-client request limits on every route but the
 //!   probes (`429` with `Retry-After`).
 //! - [`openapi`]: the OpenAPI document (`/api/openapi.json`) and its Swagger

@@ -2,15 +2,17 @@
 //! page that renders it (`GET /docs`), both generated from the code: the
 //! handlers' `#[utoipa::path]` attributes (next to the handlers, in
 //! `routes`) and the request, response and problem types themselves
-//! (`contract::checkout`, `contract::api`, `contract::problem`). Swagger UI's files
+//! (`contract::checkout`, `contract::cancel`, `contract::api`,
+//! `contract::problem`). Swagger UI's files
 //! are compiled into the binary, so the page works without network access.
 
 use axum::Router;
 use contract::{
     api::{
-        Order, OrderLine, OrderState, OrderStatus, OrderTimeline, PaymentSummary, Product,
-        TimelineStep,
+        CancelReasonSchema, Order, OrderLine, OrderState, OrderStatus, OrderTimeline,
+        PaymentSummary, Product, RefundSummary, TimelineStep,
     },
+    cancel::CancelRequest,
     checkout::{CheckoutItem, CheckoutRequest},
     problem::{FieldError, Problem},
 };
@@ -30,7 +32,9 @@ pub const DOCS_PATH: &str = "/docs";
         description = "The public API of the checkout pipeline. A checkout is priced from the \
             catalog, stored, paid by the payment service and confirmed by email, \
             asynchronously: poll `GET /api/orders/{id}/status` until the order is `paid` or \
-            `failed`.\n\nEvery error is `application/problem+json` (RFC 9457); a 5xx carries \
+            `failed`. The customer may cancel an order (`POST /api/orders/{id}/cancel`): a \
+            `pending` one is `cancelled`, a `paid` one `refund_pending` until its charge is \
+            `refunded`.\n\nEvery error is `application/problem+json` (RFC 9457); a 5xx carries \
             the request id (`X-Request-Id`) and nothing internal. Each client is rate \
             limited (`429` with `Retry-After`).",
         license(name = "MIT OR Apache-2.0"),
@@ -39,6 +43,7 @@ pub const DOCS_PATH: &str = "/docs";
         routes::checkout::checkout,
         routes::orders::get_order,
         routes::orders::get_order_status,
+        routes::cancel::cancel_order,
         routes::timeline::get_order_timeline,
         routes::products::list_products,
         routes::products::get_product,
@@ -46,6 +51,7 @@ pub const DOCS_PATH: &str = "/docs";
     components(schemas(
         CheckoutRequest,
         CheckoutItem,
+        CancelRequest,
         Order,
         OrderLine,
         OrderState,
@@ -53,13 +59,15 @@ pub const DOCS_PATH: &str = "/docs";
         OrderTimeline,
         TimelineStep,
         PaymentSummary,
+        RefundSummary,
+        CancelReasonSchema,
         Product,
         Problem,
         FieldError,
     )),
     tags(
         (name = "checkout", description = "Placing orders"),
-        (name = "orders", description = "Where an order is"),
+        (name = "orders", description = "Where an order is, and cancelling it"),
         (name = "catalog", description = "The products orders are priced from"),
     )
 )]
@@ -87,6 +95,7 @@ mod tests {
             vec![
                 "/api/checkout",
                 "/api/orders/{id}",
+                "/api/orders/{id}/cancel",
                 "/api/orders/{id}/status",
                 "/api/orders/{id}/timeline",
                 "/api/products",

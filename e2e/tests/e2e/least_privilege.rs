@@ -8,12 +8,16 @@
 //! retry delays. A right missing from those files fails the checkout here
 //! (a declare refused, a publish refused, a migration refused); a right too
 //! broad fails the assertions on what a service must not be able to do.
+//! Every work queue of `contract::names::WORK_QUEUES` is covered: each
+//! service's consumers attach to all of theirs as the service's user, and
+//! each user is checked on each of its own queues and refused every other
+//! service's.
 
 use std::{sync::Arc, time::Duration};
 
 use contract::{
     events::{Event, OrderCreated, PaymentProcessed},
-    names::{EMAIL_QUEUE, ORDER_QUEUE, PAYMENT_QUEUE},
+    names::{EMAIL_QUEUE, ORDER_QUEUE, PAYMENT_QUEUE, WORK_QUEUES, routing_key_of},
 };
 use e2e::{Connections, Options, Pipeline};
 use lapin::{
@@ -25,6 +29,8 @@ use messaging::{AmqpSettings, topology::Topology};
 use serde_json::json;
 use sqlx::Connection as _;
 use test_support::{self, ProvisionedBroker, ServiceDatabase};
+
+use crate::compose_config::consumed_queues;
 
 /// A service's production AMQP settings (from its own `Settings::from_env`:
 /// no prefix, its default retry delays) on `url`.
@@ -60,12 +66,17 @@ async fn the_pipeline_runs_with_the_deployments_least_privilege_users_and_roles(
 /// exchange.
 #[tokio::test]
 async fn service_users_can_create_their_own_topology_on_an_empty_vhost() {
-    run_pipeline_as_service_users(ProvisionedBroker::provision_with(|definitions| {
+    run_pipeline_as_service_users(users_and_rights_only()).await;
+}
+
+/// definitions.json's users and permissions only: no exchange, queue or
+/// binding.
+fn users_and_rights_only() -> ProvisionedBroker {
+    ProvisionedBroker::provision_with(|definitions| {
         for section in ["exchanges", "queues", "bindings"] {
             definitions[section] = json!([]);
         }
-    }))
-    .await;
+    })
 }
 
 async fn run_pipeline_as_service_users(broker: ProvisionedBroker) {
@@ -95,8 +106,14 @@ async fn run_pipeline_as_service_users(broker: ProvisionedBroker) {
     })
     .await;
     let admin = connect(&broker.vhost.url).await;
-    for queue in [PAYMENT_QUEUE, EMAIL_QUEUE, ORDER_QUEUE] {
-        test_support::wait_for_consumers(&admin, queue, 1).await;
+    // Each service attached to every one of its queues as its own user.
+    for queue in WORK_QUEUES {
+        test_support::eventually(
+            Duration::from_secs(30),
+            &format!("a consumer on {queue}"),
+            || async { (test_support::consumer_count(&admin, queue).await >= 1).then_some(()) },
+        )
+        .await;
     }
 
     // A paid order, a declined one, and one whose provider fails twice
@@ -226,6 +243,96 @@ async fn a_service_user_is_refused_outside_its_own_queues_and_exchanges() {
     // exists for the management UI only.
     let _ = payment.close(200, "done".into()).await;
     let _ = email.close(200, "done".into()).await;
+}
+
+/// Each service user, with only the users and rights provisioned, declares
+/// each of its work queues as its consumers do (the queue, its dead-letter
+/// queue and retry tiers, their bindings) and reads each of them; and it is
+/// refused reading or declaring any other service's work queue or
+/// dead-letter queue. Unlike the pipeline above, this does not depend on
+/// which queues the services consume yet.
+#[tokio::test]
+async fn each_service_user_has_its_rights_on_each_of_its_queues_and_none_on_the_others() {
+    let broker = users_and_rights_only();
+    let services = [
+        (
+            "order-service",
+            "order_service",
+            order_service::Settings::from_env().unwrap().amqp,
+        ),
+        (
+            "payment-service",
+            "payment_service",
+            payment_service::Settings::from_env().unwrap().amqp,
+        ),
+        (
+            "email-service",
+            "email_service",
+            email_service::Settings::from_env().unwrap().amqp,
+        ),
+    ];
+    let mut logins = Vec::new();
+    for (binary, user, settings) in services {
+        let settings = amqp(settings, broker.url_for(user));
+        let conn = connect(&settings.url).await;
+        let topology = Topology::new(&settings);
+        let own = consumed_queues(binary);
+        assert!(!own.is_empty(), "{binary} consumes a queue");
+        for base in own {
+            let queue = topology.queue(base, routing_key_of(base).unwrap());
+            topology
+                .declare_queue(&conn, &queue)
+                .await
+                .unwrap_or_else(|e| panic!("{user} declaring {base} and its tiers: {e}"));
+            let names = [&queue.name, &queue.dead_letter_queue]
+                .into_iter()
+                .chain(queue.retry_queues.iter().map(|(name, _)| name));
+            for name in names {
+                let channel = conn.create_channel().await.unwrap();
+                let got = channel
+                    .basic_get(name.as_str().into(), BasicGetOptions { no_ack: true })
+                    .await;
+                assert!(got.is_ok(), "{user} reading {name}: {got:?}");
+                let _ = channel.close(200, "done".into()).await;
+            }
+        }
+        logins.push((binary, user, conn));
+    }
+
+    // Every queue now exists: what is refused is refused for want of rights.
+    for (binary, user, conn) in &logins {
+        let own = consumed_queues(binary);
+        for queue in WORK_QUEUES.into_iter().filter(|q| !own.contains(q)) {
+            for name in [queue.to_owned(), format!("{queue}.dlq")] {
+                let channel = conn.create_channel().await.unwrap();
+                let got = channel
+                    .basic_get(name.as_str().into(), BasicGetOptions { no_ack: true })
+                    .await;
+                assert!(
+                    got.as_ref().is_err_and(refused),
+                    "{user} reading {name}: {got:?}"
+                );
+            }
+            let channel = conn.create_channel().await.unwrap();
+            let declared = channel
+                .queue_declare(
+                    queue.into(),
+                    QueueDeclareOptions {
+                        durable: true,
+                        ..Default::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await;
+            assert!(
+                declared.as_ref().is_err_and(refused),
+                "{user} declaring {queue}: {declared:?}"
+            );
+        }
+    }
+    for (_, _, conn) in logins {
+        let _ = conn.close(200, "done".into()).await;
+    }
 }
 
 #[tokio::test]

@@ -127,6 +127,7 @@ async fn a_pending_order_cancelled_and_a_paid_one_refunded() {
         assert!(subjects.contains(&expected), "{expected} in {subjects:?}");
     }
     let timeline = pipeline.get(&format!("/api/orders/{paid}/timeline")).await;
+    assert_eq!(timeline["status"], "refunded");
     let steps: Vec<&str> = timeline["steps"]
         .as_array()
         .unwrap()

@@ -20,7 +20,8 @@ pub(super) const RETRY_PAUSE: Duration = Duration::from_millis(50);
 /// Which failed calls may be sent once more (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Retry {
-    /// A checkout without a key: only if it never reached order-service.
+    /// A checkout without a key, a cancel: only if it never reached
+    /// order-service.
     IfNothingWasSent,
     /// Reads: also after a broken connection.
     Reads,

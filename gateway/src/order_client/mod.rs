@@ -16,9 +16,9 @@
 //! call; after a broken connection for reads; and after a timeout or a
 //! broken connection for a checkout that carries an `Idempotency-Key`,
 //! because order-service answers a repeated key with the first order (or
-//! waits for it) instead of making a second one. A checkout without a key is
-//! never sent twice once it may have arrived: the client gets the 504 or 502
-//! and decides. Each attempt has the whole `ORDER_SERVICE_TIMEOUT_MS`, so a
+//! waits for it) instead of making a second one. A checkout without a key,
+//! and a cancel, are never sent twice once they may have arrived: the client
+//! gets the 504 or 502 and decides. Each attempt has the whole `ORDER_SERVICE_TIMEOUT_MS`, so a
 //! keyed checkout may take up to twice that before its 504.
 //!
 //! 5xx problems carry the request id and nothing about the cause, which is
@@ -34,7 +34,7 @@ use axum::{
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use contract::checkout::CheckoutRequest;
+use contract::{cancel::CancelRequest, checkout::CheckoutRequest};
 use runtime::{health::ReadinessCheck, http::REQUEST_ID};
 use tokio::sync::Semaphore;
 use uuid::Uuid;
@@ -125,6 +125,22 @@ impl OrderClient {
             None => Retry::IfNothingWasSent,
         };
         self.send("create_order", request, retry, request_id).await
+    }
+
+    /// `POST /orders/{id}/cancel` with the validated cancel request. Sent
+    /// once more only if it never reached order-service.
+    pub async fn cancel_order(
+        &self,
+        id: Uuid,
+        cancel: &CancelRequest,
+        request_id: Option<&str>,
+    ) -> Result<Upstream, ApiError> {
+        let request = self
+            .http
+            .post(self.url(&format!("/orders/{id}/cancel")))
+            .json(cancel);
+        self.send("cancel_order", request, Retry::IfNothingWasSent, request_id)
+            .await
     }
 
     /// `GET /orders/{id}`.

@@ -1,4 +1,4 @@
-//! `POST /api/checkout`: the one write of the public API.
+//! `POST /api/checkout`: placing an order.
 //!
 //! Everything the gateway can check is checked before any network hop, in
 //! this order, so a rejected request never reaches order-service:
@@ -7,16 +7,13 @@
 //! forwarded, re-serialised, so unknown or duplicate keys and odd number
 //! spellings in the client's bytes never travel further.
 
-use std::time::Duration;
-
 use axum::{
-    body::Bytes,
     extract::{FromRequest, Request, State},
     http::{HeaderMap, header},
     response::{IntoResponse, Response},
 };
 use contract::{
-    api::headers::{MAX_CHECKOUT_BODY_BYTES, idempotency_key, order_location},
+    api::headers::{idempotency_key, order_location},
     checkout::{CheckoutError, CheckoutRequest, parse_checkout},
     problem::Problem,
 };
@@ -24,14 +21,12 @@ use runtime::http::request_id;
 use serde::Deserialize;
 use uuid::Uuid;
 
+use super::body::read_json_body;
 use crate::{error::ApiError, order_client::OrderClient};
 
-/// How long a client may take to send the whole body: a slow sender holds a
-/// connection and a task, not a thread, but not forever.
-const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// `201` with the order and `Location: /api/orders/{id}`; order-service's
-/// `409` (price changed) and `422` (unknown product) as it gave them.
+/// `409` (price changed, insufficient stock) and `422` (unknown product) as
+/// it gave them.
 #[utoipa::path(
     post,
     path = "/api/checkout",
@@ -62,7 +57,9 @@ const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
             nesting deeper than 16 levels), or a malformed `Idempotency-Key`.", body = Problem, content_type = "application/problem+json"),
         (status = 408, description = "The body was not received in time.", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A `price` differs from the catalog (`current_prices` holds \
-            the catalog prices by product id).", body = Problem, content_type = "application/problem+json"),
+            the catalog prices by product id), or a product has fewer units in stock than \
+            ordered (`type` `/problems/insufficient-stock`; `available` holds the units \
+            available by product id).", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body is larger than 64 KiB.", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not `application/json`.", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields (listed in `errors`), an unknown product, or \
@@ -122,22 +119,7 @@ impl<S: Send + Sync> FromRequest<S> for CheckoutBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        if !is_json(req.headers()) {
-            return Err(ApiError::UnsupportedMediaType);
-        }
-        // A declared length over the limit is refused before reading a byte;
-        // an undeclared (chunked) one is cut off by the `DefaultBodyLimit`.
-        let declared = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|len| len > MAX_CHECKOUT_BODY_BYTES as u64) {
-            return Err(ApiError::PayloadTooLarge);
-        }
-        let bytes = tokio::time::timeout(BODY_READ_TIMEOUT, Bytes::from_request(req, state))
-            .await
-            .map_err(|_| ApiError::BodyTimeout)??;
+        let bytes = read_json_body(req, state).await?;
         match parse_checkout(&bytes) {
             Ok(checkout) => Ok(CheckoutBody(checkout)),
             Err(CheckoutError::Malformed(error)) => Err(ApiError::MalformedJson(error)),
@@ -146,47 +128,9 @@ impl<S: Send + Sync> FromRequest<S> for CheckoutBody {
     }
 }
 
-/// `application/json`, with or without parameters (`; charset=utf-8`).
-fn is_json(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
-}
-
 #[cfg(test)]
 mod tests {
-    use axum::http::HeaderValue;
-
     use super::*;
-
-    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            map.append(*name, HeaderValue::from_str(value).unwrap());
-        }
-        map
-    }
-
-    #[test]
-    fn json_content_types_are_recognised_with_parameters_and_any_case() {
-        for ok in [
-            "application/json",
-            "application/json; charset=utf-8",
-            "Application/JSON",
-        ] {
-            assert!(is_json(&headers(&[("content-type", ok)])), "{ok}");
-        }
-        for bad in [
-            "text/plain",
-            "application/jsonx",
-            "application/x-www-form-urlencoded",
-        ] {
-            assert!(!is_json(&headers(&[("content-type", bad)])), "{bad}");
-        }
-        assert!(!is_json(&HeaderMap::new()));
-    }
 
     #[test]
     fn the_order_id_is_read_from_the_created_order() {

@@ -3,6 +3,8 @@
 //! malformed id is a `400` that never reaches order-service, and what is
 //! forwarded is always the canonical form.
 
+mod body;
+pub mod cancel;
 pub mod checkout;
 pub mod failures;
 pub mod orders;
@@ -40,6 +42,7 @@ pub fn api() -> Router<AppState> {
         .route("/api/checkout", post(checkout::checkout))
         .route("/api/orders/{id}", get(orders::get_order))
         .route("/api/orders/{id}/status", get(orders::get_order_status))
+        .route("/api/orders/{id}/cancel", post(cancel::cancel_order))
         .route(
             "/api/orders/{id}/timeline",
             get(timeline::get_order_timeline),

@@ -117,13 +117,7 @@ pub async fn get_order_timeline(
     steps.extend(peer_steps);
     steps.sort_by_key(|s| s.at);
     let steps: Vec<TimelineStep> = steps.into_iter().map(public_step).collect();
-    let status = if steps.iter().any(|s| s.step == "order.paid") {
-        "paid"
-    } else if steps.iter().any(|s| s.step == "order.failed") {
-        "failed"
-    } else {
-        "pending"
-    };
+    let status = status_of(&steps);
     Ok(Json(OrderTimeline {
         order_id: id,
         status: status.to_owned(),
@@ -140,13 +134,31 @@ pub async fn get_order_timeline(
 fn public_step(mut step: TimelineStep) -> TimelineStep {
     step.detail = match step.step.as_str() {
         "order.created" | "order.paid" | "order.failed" | "payment.completed"
-        | "payment.failed" | "email.sent" | "email.sending" => step.detail,
+        | "payment.failed" | "email.sent" | "email.sending" | "stock.reserved"
+        | "stock.released" | "order.cancelled" | "refund.completed" | "order.refunded" => {
+            step.detail
+        }
         "message.retry_scheduled" => Some("a step failed for a passing reason; retrying".into()),
         "message.dead_lettered" => Some("held for an operator to look at".into()),
         "email.failed" => Some("the email could not be delivered".into()),
         _ => None,
     };
     step
+}
+
+/// The order's status from order-service's steps: a paid order the customer
+/// cancelled is `refund_pending` until its refund is recorded; an order
+/// cancelled before it was paid stays `cancelled`, refunded charge or not.
+fn status_of(steps: &[TimelineStep]) -> &'static str {
+    let took = |name: &str| steps.iter().any(|s| s.step == name);
+    match (took("order.cancelled"), took("order.paid")) {
+        (true, true) if took("order.refunded") => "refunded",
+        (true, true) => "refund_pending",
+        (true, false) => "cancelled",
+        (false, true) => "paid",
+        (false, false) if took("order.failed") => "failed",
+        (false, false) => "pending",
+    }
 }
 
 #[cfg(test)]
@@ -206,11 +218,38 @@ mod tests {
             ("payment.completed", "TXN-9423F6A26202"),
             ("payment.failed", "card_declined"),
             ("email.sent", "confirmation"),
+            ("order.cancelled", "payment_timeout"),
+            ("stock.reserved", "2 units"),
+            ("refund.completed", "RFD-0A1B2C3D4E5F"),
+            ("order.refunded", "RFD-0A1B2C3D4E5F"),
         ] {
             assert_eq!(
                 public_step(step(name, detail)).detail.as_deref(),
                 Some(detail)
             );
         }
+    }
+
+    #[test]
+    fn the_status_follows_the_orders_steps() {
+        let status = |names: &[&str]| {
+            let steps: Vec<TimelineStep> = names.iter().map(|n| step(n, "")).collect();
+            status_of(&steps)
+        };
+        assert_eq!(status(&["order.created"]), "pending");
+        assert_eq!(status(&["order.created", "order.paid"]), "paid");
+        assert_eq!(status(&["order.created", "order.failed"]), "failed");
+        assert_eq!(status(&["order.created", "order.cancelled"]), "cancelled");
+        let late_charge = ["order.created", "order.cancelled", "order.refunded"];
+        assert_eq!(status(&late_charge), "cancelled");
+        let cancelled_paid = ["order.created", "order.paid", "order.cancelled"];
+        assert_eq!(status(&cancelled_paid), "refund_pending");
+        let refunded = [
+            "order.created",
+            "order.paid",
+            "order.cancelled",
+            "order.refunded",
+        ];
+        assert_eq!(status(&refunded), "refunded");
     }
 }

@@ -3,8 +3,12 @@
 
 use runtime::service::Service as _;
 use std::{
+    collections::HashMap,
     net::SocketAddr,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::Duration,
 };
 
@@ -17,6 +21,7 @@ use axum::{
 };
 use gateway::{config::Settings, startup::Application};
 use serde_json::{Value, json};
+use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -30,7 +35,11 @@ pub fn seed_checkout() -> Value {
 #[derive(Clone, Debug)]
 pub enum Upstream {
     /// Like the real one: `201` order on `POST /orders`, the order or its
-    /// status on reads of a known id (`404` problem otherwise), the catalog.
+    /// status on reads of a known id (`404` problem otherwise), the catalog;
+    /// a cancel by `user_id` 1 of a known order as order-service answers it
+    /// (`pending` → `cancelled` `200`, `paid` or `refund_pending` →
+    /// `refund_pending` `202`, otherwise `409` with `order_status`), `404`
+    /// for an unknown order or another user.
     Healthy,
     /// `409` price-mismatch problem to every checkout.
     PriceChanged,
@@ -38,9 +47,9 @@ pub enum Upstream {
     UnknownProduct,
     /// Sleeps this long before answering.
     Slow(Duration),
-    /// Sleeps this long before answering the first checkout only, as a
-    /// stalled replica would; answers later calls at once.
-    SlowFirstCheckout(Duration),
+    /// Sleeps this long before answering the first write (`POST`) only, as
+    /// a stalled replica would; answers later calls at once.
+    SlowFirstWrite(Duration),
     /// `500` with a body full of internals.
     Crashing,
     /// `503` with `Retry-After: 7`.
@@ -68,24 +77,33 @@ impl Recorded {
 struct FakeState {
     behaviour: Upstream,
     calls: Arc<Mutex<Vec<Recorded>>>,
-    known_order: Uuid,
+    /// The status of each order the healthy fake knows; cancels change it.
+    orders: Arc<Mutex<HashMap<Uuid, &'static str>>>,
 }
 
 /// A fake order-service on a free port; stops when dropped.
 pub struct FakeOrderService {
     pub addr: SocketAddr,
-    /// The one order id the healthy fake knows.
+    /// An order the healthy fake knows, `pending` (until cancelled), of
+    /// `user_id` 1.
     pub known_order: Uuid,
+    /// An order the healthy fake knows, `paid` (until cancelled), of
+    /// `user_id` 1.
+    pub paid_order: Uuid,
     calls: Arc<Mutex<Vec<Recorded>>>,
     stop: CancellationToken,
 }
 
 impl FakeOrderService {
     pub async fn start(behaviour: Upstream) -> Self {
+        let (known_order, paid_order) = (Uuid::new_v4(), Uuid::new_v4());
         let state = FakeState {
             behaviour,
             calls: Arc::default(),
-            known_order: Uuid::new_v4(),
+            orders: Arc::new(Mutex::new(HashMap::from([
+                (known_order, "pending"),
+                (paid_order, "paid"),
+            ]))),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -96,7 +114,8 @@ impl FakeOrderService {
         tokio::spawn(async move { serving.await });
         Self {
             addr,
-            known_order: state.known_order,
+            known_order,
+            paid_order,
             calls: state.calls,
             stop,
         }
@@ -154,15 +173,15 @@ async fn answer(State(state): State<FakeState>, request: Request) -> Response {
             tokio::time::sleep(delay).await;
             healthy(&state, &call)
         }
-        Upstream::SlowFirstCheckout(delay) => {
-            let checkouts = state
+        Upstream::SlowFirstWrite(delay) => {
+            let writes = state
                 .calls
                 .lock()
                 .unwrap()
                 .iter()
-                .filter(|c| c.path == "/orders")
+                .filter(|c| c.method == Method::POST)
                 .count();
-            if checkouts == 1 {
+            if writes == 1 {
                 tokio::time::sleep(delay).await;
             }
             healthy(&state, &call)
@@ -185,24 +204,65 @@ async fn answer(State(state): State<FakeState>, request: Request) -> Response {
 }
 
 fn healthy(state: &FakeState, call: &Recorded) -> Response {
-    let known = format!("/orders/{}", state.known_order);
-    match (call.method.clone(), call.path.as_str()) {
-        (Method::POST, "/orders") => {
+    let segments: Vec<&str> = call.path.trim_start_matches('/').split('/').collect();
+    let known = |id: &str| {
+        let id = Uuid::try_parse(id).ok()?;
+        let status = *state.orders.lock().unwrap().get(&id)?;
+        Some((id, status))
+    };
+    match (call.method.clone(), segments.as_slice()) {
+        (Method::POST, ["orders"]) => {
             (StatusCode::CREATED, Json(order(Uuid::new_v4()))).into_response()
         }
-        (Method::GET, path) if path == known => Json(order(state.known_order)).into_response(),
-        (Method::GET, path) if path == format!("{known}/status") => {
-            Json(json!({"id": state.known_order, "status": "pending", "payment": null}))
-                .into_response()
-        }
-        (Method::GET, "/products") => Json(json!([product()])).into_response(),
-        (Method::GET, "/products/1") => Json(product()).into_response(),
-        _ => problem(
-            StatusCode::NOT_FOUND,
-            json!({"type": "/problems/not-found", "title": "Not found", "status": 404,
-                   "detail": "no such order"}),
-        ),
+        (Method::GET, ["orders", id]) => match known(id) {
+            Some((id, status)) => Json(order_in(id, status)).into_response(),
+            None => not_found(),
+        },
+        (Method::GET, ["orders", id, "status"]) => match known(id) {
+            Some((id, status)) => {
+                Json(json!({"id": id, "status": status, "payment": null})).into_response()
+            }
+            None => not_found(),
+        },
+        (Method::POST, ["orders", id, "cancel"]) => cancel(state, known(id), call),
+        (Method::GET, ["products"]) => Json(json!([product()])).into_response(),
+        (Method::GET, ["products", "1"]) => Json(product()).into_response(),
+        _ => not_found(),
     }
+}
+
+/// order-service's answer to `POST /orders/{id}/cancel` of `order` (its id
+/// and status, if it exists).
+fn cancel(state: &FakeState, order: Option<(Uuid, &'static str)>, call: &Recorded) -> Response {
+    let user_id = serde_json::from_slice::<Value>(&call.body)
+        .ok()
+        .and_then(|body| body["user_id"].as_i64());
+    let Some((id, status)) = order.filter(|_| user_id == Some(1)) else {
+        return not_found();
+    };
+    let (answer, now) = match status {
+        "pending" => (StatusCode::OK, "cancelled"),
+        "paid" | "refund_pending" => (StatusCode::ACCEPTED, "refund_pending"),
+        other => {
+            return problem(
+                StatusCode::CONFLICT,
+                json!({"type": "/problems/order-not-cancellable",
+                       "title": "Order not cancellable", "status": 409,
+                       "detail": format!("a {other} order cannot be cancelled"),
+                       "order_status": other}),
+            );
+        }
+    };
+    state.orders.lock().unwrap().insert(id, now);
+    (answer, Json(order_in(id, now))).into_response()
+}
+
+fn not_found() -> Response {
+    problem(
+        StatusCode::NOT_FOUND,
+        json!({"type": "/problems/not-found", "title": "Not found", "status": 404,
+               "detail": "no such order"}),
+    )
 }
 
 fn problem(status: StatusCode, body: Value) -> Response {
@@ -218,19 +278,107 @@ fn problem(status: StatusCode, body: Value) -> Response {
 }
 
 pub fn order(id: Uuid) -> Value {
+    order_in(id, "pending")
+}
+
+/// An order of `user_id` 1 in `status`, as order-service serialises it.
+fn order_in(id: Uuid, status: &str) -> Value {
+    let paid = matches!(status, "paid" | "refund_pending" | "refunded");
     json!({
-        "id": id, "status": "pending", "user_id": 1, "user_email": "test@example.com",
+        "id": id, "status": status, "user_id": 1, "user_email": "test@example.com",
         "total_amount": "1299.99", "currency": "USD",
         "items": [{"product_id": 1, "name": "Gaming Laptop", "unit_price": "1299.99",
                    "quantity": 1, "line_total": "1299.99"}],
-        "payment": null,
+        "payment": paid.then(|| json!({"status": "completed",
+            "transaction_id": "TXN-9423F6A26202", "amount": "1299.99",
+            "processed_at": "2025-01-01T00:00:01Z"})),
+        "cancel_reason": (status == "cancelled").then_some("customer"),
+        "refund": null,
         "created_at": "2025-01-01T00:00:00Z", "updated_at": "2025-01-01T00:00:00Z",
-        "processing_duration_ms": null
+        "processing_duration_ms": 3.2
     })
 }
 
 fn product() -> Value {
-    json!({"id": 1, "name": "Gaming Laptop", "price": "1299.99", "currency": "USD"})
+    json!({"id": 1, "name": "Gaming Laptop", "description": "", "price": "1299.99",
+           "currency": "USD", "stock": 1000000})
+}
+
+/// An order-service that reads each request in full and then closes the
+/// connection without answering (it crashed mid-request: the request may
+/// have been acted on). Counts the requests it received; stops when dropped.
+pub struct HangingUpOrderService {
+    pub addr: SocketAddr,
+    received: Arc<AtomicUsize>,
+    stop: CancellationToken,
+}
+
+impl HangingUpOrderService {
+    pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let received = Arc::new(AtomicUsize::new(0));
+        let stop = CancellationToken::new();
+        let (counter, stopped) = (received.clone(), stop.clone());
+        tokio::spawn(async move {
+            loop {
+                let (mut stream, _) = tokio::select! {
+                    accepted = listener.accept() => accepted.unwrap(),
+                    () = stopped.cancelled() => return,
+                };
+                let counter = counter.clone();
+                tokio::spawn(async move {
+                    if read_request(&mut stream).await {
+                        counter.fetch_add(1, Ordering::SeqCst);
+                    }
+                    // Dropped: closed without a byte of answer.
+                });
+            }
+        });
+        Self {
+            addr,
+            received,
+            stop,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// How many whole requests arrived.
+    pub fn received(&self) -> usize {
+        self.received.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for HangingUpOrderService {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Reads one HTTP/1.1 request (head and `Content-Length` body); false if
+/// the connection ended first.
+async fn read_request(stream: &mut tokio::net::TcpStream) -> bool {
+    let mut buffer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buffer[..end]).to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            if buffer.len() >= end + 4 + length {
+                return true;
+            }
+        }
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+        }
+    }
 }
 
 /// The real gateway, serving on its own port until dropped.
@@ -308,6 +456,17 @@ impl TestApp {
     pub async fn post_checkout(&self, body: impl Into<reqwest::Body>) -> reqwest::Response {
         self.client
             .post(format!("{}/api/checkout", self.address))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("the gateway answers")
+    }
+
+    /// `POST /api/orders/{id}/cancel` (`id` as written) with `body` as JSON.
+    pub async fn post_cancel(&self, id: &str, body: impl Into<reqwest::Body>) -> reqwest::Response {
+        self.client
+            .post(format!("{}/api/orders/{id}/cancel", self.address))
             .header("content-type", "application/json")
             .body(body)
             .send()

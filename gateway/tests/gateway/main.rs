@@ -2,6 +2,7 @@
 //! small fake order-service (these tests are about how the gateway treats its
 //! upstream, so the upstream's answers are scripted).
 
+mod cancel;
 mod checkout;
 mod docs;
 mod hardening;

@@ -70,7 +70,7 @@ async fn a_slow_order_service_is_a_504_problem_after_the_timeout() {
 
 #[tokio::test]
 async fn a_checkout_without_an_idempotency_key_that_times_out_is_never_sent_twice() {
-    let (app, upstream) = spawn_with(Upstream::SlowFirstCheckout(Duration::from_secs(5))).await;
+    let (app, upstream) = spawn_with(Upstream::SlowFirstWrite(Duration::from_secs(5))).await;
 
     failed_checkout(&app, 504).await;
 
@@ -85,7 +85,7 @@ async fn a_checkout_without_an_idempotency_key_that_times_out_is_never_sent_twic
 #[tokio::test]
 async fn a_keyed_checkout_that_times_out_is_sent_once_more_with_the_same_key_and_answered() {
     // Arrange: the first attempt stalls past the gateway's timeout.
-    let (app, upstream) = spawn_with(Upstream::SlowFirstCheckout(Duration::from_secs(5))).await;
+    let (app, upstream) = spawn_with(Upstream::SlowFirstWrite(Duration::from_secs(5))).await;
 
     // Act
     let response = app

@@ -14,8 +14,10 @@
 //! - the Dockerfile builds and copies every binary compose runs;
 //! - deploy/rabbitmq/definitions.json provisions exactly the exchanges,
 //!   queues (with their arguments) and bindings that `messaging::topology`
-//!   declares for the settings compose gives each service, and each service's
-//!   RabbitMQ and PostgreSQL user and password are the ones provisioned;
+//!   declares for the settings compose gives each service, for every work
+//!   queue it consumes; each service's RabbitMQ rights name its own queues
+//!   and no other's; and each service's RabbitMQ and PostgreSQL user and
+//!   password are the ones provisioned;
 //! - `.env.example` lists every variable compose interpolates, with its default;
 //! - the Grafana dashboard uses only metric names the code records.
 //!
@@ -30,14 +32,16 @@ mod rabbitmq;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use contract::names::routing_key_of;
+use contract::names::{
+    EMAIL_CANCELLATION_QUEUE, EMAIL_QUEUE, EMAIL_REFUND_QUEUE, ORDER_QUEUE, ORDER_REFUND_QUEUE,
+    PAYMENT_QUEUE, PAYMENT_REFUND_QUEUE, WORK_QUEUES, routing_key_of,
+};
 use messaging::topology::Topology;
 use serde_json::{Value, json};
 use serde_yaml_ng::Value as Yaml;
 
 use crate::deployment::{
-    ConfigurationProbe, RUST_SERVICES, compose, consumed_queue, declared_queues, read, substitute,
-    workspace,
+    ConfigurationProbe, RUST_SERVICES, compose, declared_queues, read, substitute, workspace,
 };
 
 /// Reads a service's configuration with compose's environment, in a child
@@ -47,6 +51,26 @@ const PROBE: ConfigurationProbe = ConfigurationProbe {
     test: "compose_config::child_reads_a_services_configuration",
     environment: "compose's environment",
 };
+
+/// The service that consumes work queue `queue`: each has exactly one.
+pub(crate) fn consumer_of(queue: &str) -> &'static str {
+    match queue {
+        ORDER_QUEUE | ORDER_REFUND_QUEUE => "order-service",
+        PAYMENT_QUEUE | PAYMENT_REFUND_QUEUE => "payment-service",
+        EMAIL_QUEUE | EMAIL_CANCELLATION_QUEUE | EMAIL_REFUND_QUEUE => "email-service",
+        other => panic!("which service consumes {other}? Say so here"),
+    }
+}
+
+/// Every work queue `binary` consumes, in the order of the pipeline: the
+/// one it is scaled on ([`crate::deployment::consumed_queue`]) first, then the cancellation's
+/// and the refund's. Empty for the gateway.
+pub(crate) fn consumed_queues(binary: &str) -> Vec<&'static str> {
+    WORK_QUEUES
+        .into_iter()
+        .filter(|queue| consumer_of(queue) == binary)
+        .collect()
+}
 
 fn services(compose: &Yaml) -> BTreeMap<String, Yaml> {
     compose["services"]
@@ -122,24 +146,29 @@ fn configuration_of(binary: &str, env: &BTreeMap<String, String>) -> Value {
 
 /// Run by [`configuration_of`] in a child process whose environment is
 /// exactly one compose service's; does nothing in a normal test run. Reports
-/// the variables read and the queues and bindings the service would declare.
+/// the variables read and the queues and bindings the service would declare
+/// for every work queue it consumes.
 #[test]
 fn child_reads_a_services_configuration() {
     PROBE.in_child(|binary, _, amqp| {
         let mut report = json!({});
-        if let (Some(amqp), Some(base)) = (amqp, consumed_queue(binary)) {
+        let bases = consumed_queues(binary);
+        if let Some(amqp) = amqp.filter(|_| !bases.is_empty()) {
             let topology = Topology::new(&amqp);
-            let queue = topology.queue(base, routing_key_of(base).unwrap());
+            let (mut queues, mut bindings) = (Vec::new(), Vec::new());
+            for base in bases {
+                let queue = topology.queue(base, routing_key_of(base).unwrap());
+                queues.extend(declared_queues(&topology, &queue));
+                bindings.extend(topology.bindings(&queue).into_iter().map(|b| {
+                    json!({"source": b.exchange, "destination": b.queue, "routing_key": b.routing_key})
+                }));
+            }
             report["exchanges"] = json!([
                 {"name": topology.exchange(), "type": "topic"},
                 {"name": topology.dead_letter_exchange(), "type": "direct"},
             ]);
-            report["queues"] = declared_queues(&topology, &queue).into();
-            report["bindings"] = topology
-                .bindings(&queue)
-                .into_iter()
-                .map(|b| json!({"source": b.exchange, "destination": b.queue, "routing_key": b.routing_key}))
-                .collect();
+            report["queues"] = queues.into();
+            report["bindings"] = bindings.into();
             report["rabbitmq_url"] = amqp.url.into();
         }
         report

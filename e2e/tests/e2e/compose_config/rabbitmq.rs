@@ -3,10 +3,13 @@
 
 use std::collections::BTreeSet;
 
+use contract::names::WORK_QUEUES;
 use serde_json::{Value, json};
 
-use super::{RUST_SERVICES, compose, configuration_of, environment, read, services};
-use crate::deployment::{assert_rabbitmq_permissions_are_limited, url_parts};
+use super::{
+    RUST_SERVICES, compose, configuration_of, consumed_queues, environment, read, services,
+};
+use crate::deployment::{assert_rabbitmq_permissions_are_limited, consumed_queue, url_parts};
 
 /// One entity of definitions.json without its vhost, comparable.
 fn without_vhost(mut item: Value) -> Value {
@@ -55,6 +58,23 @@ fn the_rabbitmq_definitions_are_what_the_services_declare() {
             })
             .collect()
     };
+    // Every work queue, with its tiers and dead-letter queue, is declared
+    // by its consumer, so each is compared below.
+    for queue in WORK_QUEUES {
+        for name in [queue.to_owned(), format!("{queue}.dlq")] {
+            assert!(
+                queues.iter().any(|q| q["name"] == name.as_str()),
+                "no service declares {name}"
+            );
+        }
+        assert!(
+            queues.iter().any(|q| q["name"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("{queue}.retry."))),
+            "no service declares a retry tier of {queue}"
+        );
+    }
     let expected_queues = sorted(queues);
     let actual_queues = sorted(provisioned("queues"));
     assert_eq!(
@@ -133,5 +153,76 @@ fn each_service_logs_in_with_its_own_provisioned_credentials() {
             entrypoint.contains(variable),
             "entrypoint.sh fills {variable}"
         );
+    }
+}
+
+#[test]
+fn every_work_queue_has_one_consumer_and_each_consumer_scales_on_its_first() {
+    let mut consumed: Vec<&str> = Vec::new();
+    for binary in RUST_SERVICES {
+        let queues = consumed_queues(binary);
+        assert_eq!(
+            queues.first().copied(),
+            consumed_queue(binary),
+            "{binary}: the queue it is scaled on comes first"
+        );
+        consumed.extend(queues);
+    }
+    consumed.sort_unstable();
+    let mut all = WORK_QUEUES.to_vec();
+    all.sort_unstable();
+    assert_eq!(consumed, all, "each work queue, consumed once");
+}
+
+/// Whether the right `kind` of `permission` names `queue` as one of its
+/// literal alternatives (the regex read as text; the broker itself applies
+/// it in `least_privilege`).
+fn named_in(permission: &Value, kind: &str, queue: &str) -> bool {
+    let regex = permission[kind].as_str().unwrap();
+    regex
+        .split(['(', ')', '|', '^', '$'])
+        .any(|part| part == queue)
+}
+
+/// Each service user's rights name each of its own work queues, as the
+/// rights on its first queue are written, and no other service's queue: a
+/// new queue needs the same rights as the others (configure, read, write for
+/// the bindings), and nothing wider.
+#[test]
+fn each_service_users_rights_name_its_own_work_queues_and_no_others() {
+    let definitions = test_support::definitions();
+    for binary in ["order-service", "payment-service", "email-service"] {
+        let user = binary.replace('-', "_");
+        let permission = definitions["permissions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["user"] == user.as_str())
+            .unwrap_or_else(|| panic!("{user} has permissions"));
+        let own = consumed_queues(binary);
+        for kind in ["configure", "write", "read"] {
+            for queue in WORK_QUEUES {
+                assert_eq!(
+                    named_in(permission, kind, queue),
+                    own.contains(&queue),
+                    "{user}'s {kind} right {} {queue}",
+                    if own.contains(&queue) {
+                        "lacks"
+                    } else {
+                        "must not name"
+                    }
+                );
+            }
+            // Whatever suffixes (dead-letter queue, retry tiers) the first
+            // queue's right allows, the others' are allowed alike: one group
+            // of the work queues, followed by the one suffix group.
+            let group = format!("({})", own.join("|"));
+            let regex = permission[kind].as_str().unwrap();
+            assert_eq!(
+                regex.matches(group.as_str()).count(),
+                1,
+                "{user}'s {kind} right writes its queues as {group}: {regex}"
+            );
+        }
     }
 }

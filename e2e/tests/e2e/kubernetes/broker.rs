@@ -254,8 +254,9 @@ fn each_service_logs_in_to_rabbitmq_as_its_own_user() {
 }
 
 /// What each consumer declares with its Deployment's settings (its retry
-/// tiers, say) is what the broker is provisioned with: a service user may
-/// not create another's queues, and an argument that differs is refused.
+/// tiers, say), for every work queue it consumes, is what the broker is
+/// provisioned with: a service user may not create another's queues, and an
+/// argument that differs is refused.
 #[test]
 fn the_queues_each_consumer_declares_are_the_provisioned_ones() {
     let m = manifests();
@@ -265,6 +266,7 @@ fn the_queues_each_consumer_declares_are_the_provisioned_ones() {
         .iter()
         .map(|q| json!({"name": q["name"], "arguments": q["arguments"]}))
         .collect();
+    let mut declared_anywhere = BTreeSet::new();
     for binary in ["order-service", "payment-service", "email-service"] {
         let env = resolved_env(m, container(m.deployment(binary)));
         let declared = configuration_of(binary, &env)["queues"].clone();
@@ -274,6 +276,15 @@ fn the_queues_each_consumer_declares_are_the_provisioned_ones() {
             assert!(
                 provisioned.contains(queue),
                 "{binary} declares {queue}, which definitions.json does not provision"
+            );
+            declared_anywhere.insert(queue["name"].as_str().unwrap().to_owned());
+        }
+    }
+    for queue in WORK_QUEUES {
+        for name in [queue.to_owned(), format!("{queue}.dlq")] {
+            assert!(
+                declared_anywhere.contains(&name),
+                "no consumer declares {name}"
             );
         }
     }

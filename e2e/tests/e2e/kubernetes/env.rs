@@ -9,10 +9,13 @@ use messaging::topology::Topology;
 use serde_json::{Value, json};
 
 use super::{
-    Manifests, RUST_SERVICES, consumed_queue, container, manifests, name, strings,
+    Manifests, RUST_SERVICES, container, manifests, name, strings,
     workloads::{containers, pod_templates},
 };
-use crate::deployment::{ConfigurationProbe, declared_queues, substitute};
+use crate::{
+    compose_config::consumed_queues,
+    deployment::{ConfigurationProbe, declared_queues, substitute},
+};
 
 /// Where one `env` entry's value comes from.
 #[derive(Clone, Debug, PartialEq)]
@@ -111,14 +114,20 @@ pub(super) fn configuration_of(binary: &str, env: &BTreeMap<String, String>) -> 
 #[test]
 fn child_reads_a_deployments_configuration() {
     PROBE.in_child(|binary, database, amqp| {
-        // The queues it declares, as definitions.json lists them.
-        let queues: Vec<Value> = match (amqp, consumed_queue(binary)) {
-            (Some(amqp), Some(base)) => {
+        // The queues it declares for every work queue it consumes, as
+        // definitions.json lists them.
+        let queues: Vec<Value> = match amqp {
+            Some(amqp) => {
                 let topology = Topology::new(&amqp);
-                let queue = topology.queue(base, routing_key_of(base).unwrap());
-                declared_queues(&topology, &queue)
+                consumed_queues(binary)
+                    .into_iter()
+                    .flat_map(|base| {
+                        let queue = topology.queue(base, routing_key_of(base).unwrap());
+                        declared_queues(&topology, &queue)
+                    })
+                    .collect()
             }
-            _ => Vec::new(),
+            None => Vec::new(),
         };
         json!({
             "pool": database.map(|database| database.max_connections),
