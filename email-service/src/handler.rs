@@ -1,4 +1,9 @@
-//! `payment.payment.processed` in, exactly one email per order out.
+//! An event in, at most one email of its kind for its order out: one
+//! handler for every event that asks for an email ([`EmailEvent`]:
+//! `payment.payment.processed`, `order.order.cancelled`,
+//! `payment.refund.processed`), each consumed from its own queue. An email is
+//! an order and a kind (`email_log`'s key): everything below holds per email,
+//! and an order's emails of different kinds never stand in each other's way.
 //!
 //! Three short steps per delivery, none holding a database connection while
 //! the SMTP server answers (so email concurrency is bounded by SMTP, not by
@@ -6,10 +11,10 @@
 //! [`Batcher`]: the deliveries in flight at the same moment share one
 //! statement, each with its own answer (`messaging::db::batch`).
 //!
-//! 1. **Claim** the order's `email_log` row for a lease (`db::claim`, one
+//! 1. **Claim** the email's `email_log` row for a lease (`db::claim`, one
 //!    statement): insert it as `'sending'`, or take over one that is not
 //!    `'sent'` and whose lease has run out. Already `'sent'` ⇒ a duplicate
-//!    (a redelivery, or the payment event published twice, W3/W4): ack.
+//!    (a redelivery, or the event published twice, W3/W4): ack.
 //!    Held by another delivery's live lease (a duplicate on another replica,
 //!    sending right now) ⇒ come back later (`Unavailable`: the first retry
 //!    tier, without spending the retry budget); by then it is `'sent'`.
@@ -29,28 +34,28 @@
 //! mail is sent a second time. SMTP has no two-phase
 //! commit, so no design closes it; it is bounded to the milliseconds between
 //! the server's `250` and our `UPDATE`, and both copies carry the same
-//! `Message-ID` (derived from the order), so mail clients show one.
+//! `Message-ID` (derived from the order and the kind), so mail clients show one.
 //!
 //! Anything that makes the event unusable as an email (an invalid address, a
 //! nonsensical order line) is found before the claim and parks the message
 //! at once.
 
-use contract::events::PaymentProcessed;
 use messaging::{
     consumer::{Handler, HandlerError, Incoming},
     db::batch::Batcher,
 };
 use sqlx::PgPool;
 use std::time::Duration;
-use uuid::Uuid;
 
 use crate::{
     SERVICE,
-    db::{self, Claim, ClaimEmails, MarkSent, NewEmail},
-    email::Composer,
+    db::{self, Claim, ClaimEmails, EmailKey, MarkSent, NewEmail},
+    email::{Composer, EmailEvent},
     smtp::{Mailer, SendError},
 };
 
+/// The handler of every email queue: one instance is shared by the
+/// consumers, so their claims and marks share the batched statements.
 pub struct EmailHandler {
     pool: PgPool,
     claims: Batcher<ClaimEmails>,
@@ -78,12 +83,13 @@ impl EmailHandler {
 }
 
 #[async_trait::async_trait]
-impl Handler<PaymentProcessed> for EmailHandler {
-    async fn handle(&self, message: Incoming<PaymentProcessed>) -> Result<(), HandlerError> {
+impl<E: EmailEvent> Handler<E> for EmailHandler {
+    async fn handle(&self, message: Incoming<E>) -> Result<(), HandlerError> {
         let event = &message.event;
-        let order_id = event.order_id;
+        let order_id = event.order_id();
+        let event_id = event.event_id();
         let email = self.composer.compose(event).map_err(|e| {
-            tracing::error!(%order_id, error = %e, "payment event cannot become an email");
+            tracing::error!(%order_id, event_type = E::EVENT_TYPE, error = %e, "event cannot become an email");
             HandlerError::permanent(e)
         })?;
         let kind = email.kind.as_str();
@@ -91,11 +97,12 @@ impl Handler<PaymentProcessed> for EmailHandler {
 
         let new = NewEmail {
             order_id,
-            event_id: event.event_id,
+            event_id,
             recipient: recipient.clone(),
             kind,
             message_id: email.message_id.clone(),
         };
+        let key = new.key();
         let attempts = match self.claims.submit(new).await? {
             Claim::Taken {
                 attempts,
@@ -104,20 +111,19 @@ impl Handler<PaymentProcessed> for EmailHandler {
                 if unrecorded_send {
                     // W6: counted, so an operator sees how often it happens.
                     metrics::counter!("emails_resent_unrecorded_total").increment(1);
-                    tracing::warn!(%order_id, "an earlier send of this email was not recorded (its process stopped mid-send); sending it again with the same Message-ID");
+                    tracing::warn!(%order_id, kind, "an earlier send of this email was not recorded (its process stopped mid-send); sending it again with the same Message-ID");
                 }
                 attempts
             }
             Claim::AlreadySent => {
                 metrics::counter!("duplicate_deliveries_total", "consumer" => SERVICE).increment(1);
-                tracing::info!(%order_id, event_id = %event.event_id, "email already sent; duplicate delivery ignored");
+                tracing::info!(%order_id, kind, %event_id, "email already sent; duplicate delivery ignored");
                 return Ok(());
             }
             Claim::HeldElsewhere => {
-                return Err(HandlerError::Unavailable(
-                    "another delivery of this order's email is being sent; checking again later"
-                        .into(),
-                ));
+                return Err(HandlerError::Unavailable(format!(
+                    "another delivery of this order's {kind} email is being sent; checking again later"
+                )));
             }
         };
 
@@ -136,13 +142,13 @@ impl Handler<PaymentProcessed> for EmailHandler {
                 // W6: from here until the row says 'sent' a crash means a
                 // second email (same Message-ID) after redelivery; see above.
                 runtime::failpoint::hit("email-after-send");
-                self.record_sent(order_id).await?;
+                self.record_sent(key).await?;
                 metrics::counter!("emails_total", "kind" => kind, "status" => "sent").increment(1);
                 tracing::info!(%order_id, kind, recipient = %masked, attempts = attempts + 1, "email sent");
                 Ok(())
             }
             Err(SendError::Permanent(reason)) => {
-                db::mark_failed(&self.pool, order_id, &reason).await?;
+                db::mark_failed(&self.pool, key, &reason).await?;
                 metrics::counter!("emails_total", "kind" => kind, "status" => "failed")
                     .increment(1);
                 tracing::error!(%order_id, kind, recipient = %masked, reason = %reason, "SMTP server refused the email for good");
@@ -150,7 +156,7 @@ impl Handler<PaymentProcessed> for EmailHandler {
             }
             Err(error @ (SendError::Transient(_) | SendError::Unreachable(_))) => {
                 let reason = error.to_string();
-                db::record_transient_failure(&self.pool, order_id, &reason).await?;
+                db::record_transient_failure(&self.pool, key, &reason).await?;
                 metrics::counter!("emails_total", "kind" => kind, "status" => "deferred")
                     .increment(1);
                 Err(match error {
@@ -163,18 +169,18 @@ impl Handler<PaymentProcessed> for EmailHandler {
 }
 
 impl EmailHandler {
-    /// Marks the order's email sent. The mail has gone out, so a database
+    /// Marks the email sent. The mail has gone out, so a database
     /// that is unavailable now is waited for, holding the delivery, instead
     /// of handing it back: its redelivery would find the claim unrecorded
     /// and send the mail again (W6). Only a stop of the process while it
     /// waits leaves that window open.
-    async fn record_sent(&self, order_id: Uuid) -> Result<(), HandlerError> {
+    async fn record_sent(&self, email: EmailKey) -> Result<(), HandlerError> {
         let mut pause = Duration::from_millis(100);
         loop {
-            match self.sent.submit(order_id).await {
+            match self.sent.submit(email).await {
                 Ok(()) => return Ok(()),
                 Err(e) if messaging::db::is_unavailable(&e) => {
-                    tracing::warn!(%order_id, error = %e, retry_in = ?pause, "email sent, but the database is unavailable to record it; retrying");
+                    tracing::warn!(order_id = %email.order_id, kind = email.kind, error = %e, retry_in = ?pause, "email sent, but the database is unavailable to record it; retrying");
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_secs(5));
                 }

@@ -1,9 +1,14 @@
 //! Builds and runs email-service: database, broker, SMTP transport, the
-//! consumer of `email_service_queue`, and the health endpoints.
+//! consumers of its three queues (`email_service_queue`,
+//! `email_service_cancellation_queue`, `email_service_refund_queue`), and the
+//! health endpoints.
 
 use std::{sync::Arc, time::Duration};
 
-use contract::{events::PaymentProcessed, names::EMAIL_QUEUE};
+use contract::{
+    events::{OrderCancelled, PaymentProcessed, RefundProcessed},
+    names::{EMAIL_CANCELLATION_QUEUE, EMAIL_QUEUE, EMAIL_REFUND_QUEUE},
+};
 use messaging::{Foundation, timeline::Journal};
 use runtime::{health::Flag, service::Tasks};
 use tokio_util::sync::CancellationToken;
@@ -67,23 +72,42 @@ impl runtime::service::Service for Application {
             settings,
         } = self;
         let pool = foundation.pool.clone();
-        let handler = EmailHandler::new(
+        // One handler for the three queues: they share its batched statements.
+        let handler = Arc::new(EmailHandler::new(
             pool.clone(),
             Composer::new(settings.email_from.clone()),
             mailer.clone(),
-        );
-        let attached = Flag::default();
-        let consumer = foundation
+        ));
+        let journal = Journal::new(pool.clone(), SERVICE);
+        let (payments, cancellations, refunds) =
+            (Flag::default(), Flag::default(), Flag::default());
+        let payment_consumer = foundation
             .broker
-            .consumer::<PaymentProcessed, _>(EMAIL_QUEUE, Arc::new(handler), attached.clone())
-            .with_journal(Journal::new(pool.clone(), SERVICE));
+            .consumer::<PaymentProcessed, _>(EMAIL_QUEUE, handler.clone(), payments.clone())
+            .with_journal(journal.clone());
+        let cancellation_consumer = foundation
+            .broker
+            .consumer::<OrderCancelled, _>(
+                EMAIL_CANCELLATION_QUEUE,
+                handler.clone(),
+                cancellations.clone(),
+            )
+            .with_journal(journal.clone());
+        let refund_consumer = foundation
+            .broker
+            .consumer::<RefundProcessed, _>(EMAIL_REFUND_QUEUE, handler, refunds.clone())
+            .with_journal(journal);
         let timeline = messaging::timeline::router(EmailTimeline(pool.clone()));
         // SMTP is reported (the `smtp_up` gauge, logs) but not part of
         // readiness: see `smtp::watch` for why.
-        let router = foundation.router(timeline, &[attached]);
+        let router = foundation.router(timeline, &[payments, cancellations, refunds]);
 
         let mut tasks = Tasks::new();
-        tasks.intake("consumer", move |stop| consumer.run(stop));
+        tasks.intake("consumer", move |stop| payment_consumer.run(stop));
+        tasks.intake("cancellation-consumer", move |stop| {
+            cancellation_consumer.run(stop)
+        });
+        tasks.intake("refund-consumer", move |stop| refund_consumer.run(stop));
         tasks.background("smtp-probe", move |stop| smtp::watch(mailer, stop));
         tasks.background("retention", move |stop| {
             messaging::timeline::run_retention(pool, Duration::from_secs(3600), stop)

@@ -3,7 +3,10 @@
 //! Small Rust functions instead of a template engine: the compiler checks every
 //! placeholder, and there is exactly one place where a value enters HTML
 //! ([`escape`]), so nothing from an event is ever placed in HTML unescaped.
+//! What each kind of email says around the order lines is written once
+//! ([`Wording`]) and rendered by both parts.
 
+use contract::events::CancelReason;
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
@@ -12,6 +15,7 @@ use uuid::Uuid;
 pub struct View {
     pub order_id: Uuid,
     pub lines: Vec<Line>,
+    /// The order's total; for a refund, the amount refunded.
     pub total: Decimal,
     pub currency: String,
     pub outcome: Outcome,
@@ -26,31 +30,93 @@ pub struct Line {
     pub line_total: Decimal,
 }
 
-/// Paid or not, with what the customer needs to know about it.
+/// What happened to the order, with what the customer needs to know about it.
 #[derive(Debug, Clone)]
 pub enum Outcome {
-    Paid { transaction_id: String },
-    PaymentFailed { reason: String },
+    Paid {
+        transaction_id: String,
+    },
+    PaymentFailed {
+        reason: String,
+    },
+    Cancelled {
+        reason: CancelReason,
+    },
+    Refunded {
+        /// The refunded charge's `TXN-` id.
+        transaction_id: String,
+        /// The refund's own `RFD-` id.
+        refund_transaction_id: String,
+    },
 }
 
-/// `Order Confirmation - Order #<id>` (the seed's subject) or `Payment Failed - Order #<id>`.
+/// `Order Confirmation - Order #<id>` (the seed's subject), `Payment Failed -
+/// Order #<id>`, `Order Cancelled - Order #<id>` or `Refund Processed - Order #<id>`.
 pub fn subject(view: &View) -> String {
-    match view.outcome {
-        Outcome::Paid { .. } => format!("Order Confirmation - Order #{}", view.order_id),
-        Outcome::PaymentFailed { .. } => format!("Payment Failed - Order #{}", view.order_id),
+    format!("{} - Order #{}", wording(view).heading, view.order_id)
+}
+
+/// The sentences of one kind of email; `facts` are values from the event.
+struct Wording<'a> {
+    heading: &'static str,
+    intro: &'static str,
+    /// What the amount under the lines is.
+    total_label: &'static str,
+    /// Label and value, one line each, after the total.
+    facts: Vec<(&'static str, &'a str)>,
+    closing: Option<&'static str>,
+}
+
+fn wording(view: &View) -> Wording<'_> {
+    match &view.outcome {
+        Outcome::Paid { transaction_id } => Wording {
+            heading: "Order Confirmation",
+            intro: "Thank you for your order! Your payment was received.",
+            total_label: "Total",
+            facts: vec![("Transaction ID", transaction_id)],
+            closing: None,
+        },
+        Outcome::PaymentFailed { reason } => Wording {
+            heading: "Payment Failed",
+            intro: "Unfortunately the payment for your order could not be completed, so the order was not placed.",
+            total_label: "Total",
+            facts: vec![("Reason", reason)],
+            closing: Some("No money was taken. You are welcome to place the order again."),
+        },
+        Outcome::Cancelled { reason } => Wording {
+            heading: "Order Cancelled",
+            intro: match reason {
+                CancelReason::Customer => "Your order was cancelled, as you asked.",
+                CancelReason::PaymentTimeout => {
+                    "Your order was cancelled because its payment did not arrive in time."
+                }
+            },
+            total_label: "Total",
+            facts: Vec::new(),
+            closing: Some(
+                "Nothing is kept for this order: any payment for it that still arrives will be refunded to you in full.",
+            ),
+        },
+        Outcome::Refunded {
+            transaction_id,
+            refund_transaction_id,
+        } => Wording {
+            heading: "Refund Processed",
+            intro: "The payment for your order has been refunded.",
+            total_label: "Amount refunded",
+            facts: vec![
+                ("Refunded charge", transaction_id),
+                ("Refund ID", refund_transaction_id),
+            ],
+            closing: None,
+        },
     }
 }
 
 pub fn text(view: &View) -> String {
+    let words = wording(view);
     let currency = &view.currency;
-    let mut out = String::new();
-    match &view.outcome {
-        Outcome::Paid { .. } => out.push_str("Thank you for your order! Your payment was received.\n\n"),
-        Outcome::PaymentFailed { .. } => {
-            out.push_str("Unfortunately the payment for your order could not be completed, so the order was not placed.\n\n")
-        }
-    }
-    out.push_str(&format!("Order: {}\n\n", view.order_id));
+    let mut out = format!("{}\n\nOrder: {}\n\n", words.intro, view.order_id);
     if !view.lines.is_empty() {
         out.push_str("Items:\n");
         for line in &view.lines {
@@ -64,30 +130,29 @@ pub fn text(view: &View) -> String {
         }
         out.push('\n');
     }
-    out.push_str(&format!("Total: {} {currency}\n", money(view.total)));
-    match &view.outcome {
-        Outcome::Paid { transaction_id } => {
-            out.push_str(&format!("Transaction ID: {transaction_id}\n"))
-        }
-        Outcome::PaymentFailed { reason } => out.push_str(&format!(
-            "Reason: {reason}\n\nNo money was taken. You are welcome to place the order again.\n"
-        )),
+    out.push_str(&format!(
+        "{}: {} {currency}\n",
+        words.total_label,
+        money(view.total)
+    ));
+    for (label, value) in &words.facts {
+        out.push_str(&format!("{label}: {value}\n"));
+    }
+    if let Some(closing) = words.closing {
+        out.push_str(&format!("\n{closing}\n"));
     }
     out
 }
 
 pub fn html(view: &View) -> String {
+    let Wording {
+        heading,
+        intro,
+        total_label,
+        facts,
+        closing,
+    } = wording(view);
     let currency = escape(&view.currency);
-    let (heading, intro) = match &view.outcome {
-        Outcome::Paid { .. } => (
-            "Order Confirmation",
-            "Thank you for your order! Your payment was received.",
-        ),
-        Outcome::PaymentFailed { .. } => (
-            "Payment Failed",
-            "Unfortunately the payment for your order could not be completed, so the order was not placed.",
-        ),
-    };
     let mut rows = String::new();
     for line in &view.lines {
         rows.push_str(&format!(
@@ -105,20 +170,17 @@ pub fn html(view: &View) -> String {
             "<table>\n<thead><tr><th>Item</th><th>Quantity</th><th>Unit price</th><th>Line total</th></tr></thead>\n<tbody>\n{rows}</tbody>\n</table>\n"
         )
     };
-    let outcome = match &view.outcome {
-        Outcome::Paid { transaction_id } => format!(
-            "<p>Transaction ID: <code>{}</code></p>",
-            escape(transaction_id)
-        ),
-        Outcome::PaymentFailed { reason } => format!(
-            "<p>Reason: {}</p>\n<p>No money was taken. You are welcome to place the order again.</p>",
-            escape(reason)
-        ),
-    };
+    let mut after = String::new();
+    for (label, value) in facts {
+        after.push_str(&format!("<p>{label}: <code>{}</code></p>\n", escape(value)));
+    }
+    if let Some(closing) = closing {
+        after.push_str(&format!("<p>{closing}</p>\n"));
+    }
     format!(
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{heading}</title></head>\n<body>\n\
          <h1>{heading}</h1>\n<p>{intro}</p>\n<p>Order: <code>{order_id}</code></p>\n{items}\
-         <p><strong>Total: {total} {currency}</strong></p>\n{outcome}\n</body></html>\n",
+         <p><strong>{total_label}: {total} {currency}</strong></p>\n{after}</body></html>\n",
         order_id = view.order_id,
         total = money(view.total),
     )
@@ -150,11 +212,14 @@ mod tests {
     use super::*;
     use std::str::FromStr;
 
+    const HOSTILE: &str = "<b>Gaming</b> Laptop & \"Co\"";
+    const ESCAPED: &str = "&lt;b&gt;Gaming&lt;/b&gt; Laptop &amp; &quot;Co&quot;";
+
     fn view(outcome: Outcome) -> View {
         View {
             order_id: Uuid::from_u128(7),
             lines: vec![Line {
-                name: "<b>Gaming</b> Laptop & \"Co\"".into(),
+                name: HOSTILE.into(),
                 quantity: 2,
                 unit_price: Decimal::from_str("1299.99").unwrap(),
                 line_total: Decimal::from_str("2599.98").unwrap(),
@@ -165,18 +230,53 @@ mod tests {
         }
     }
 
+    fn every_outcome() -> [Outcome; 5] {
+        [
+            Outcome::Paid {
+                transaction_id: "<i>TXN</i>".into(),
+            },
+            Outcome::PaymentFailed {
+                reason: "<script>alert(1)</script>".into(),
+            },
+            Outcome::Cancelled {
+                reason: CancelReason::Customer,
+            },
+            Outcome::Cancelled {
+                reason: CancelReason::PaymentTimeout,
+            },
+            Outcome::Refunded {
+                transaction_id: "<i>TXN</i>".into(),
+                refund_transaction_id: "RFD-'&'".into(),
+            },
+        ]
+    }
+
     #[test]
     fn every_value_placed_in_html_is_escaped() {
         let html = html(&view(Outcome::PaymentFailed {
             reason: "<script>alert(1)</script>".into(),
         }));
-        assert!(
-            html.contains("&lt;b&gt;Gaming&lt;/b&gt; Laptop &amp; &quot;Co&quot;"),
-            "{html}"
-        );
+        assert!(html.contains(ESCAPED), "{html}");
         assert!(html.contains("&lt;script&gt;"), "{html}");
         assert!(!html.contains("<script>"), "{html}");
         assert!(!html.contains("<b>"), "{html}");
+    }
+
+    #[test]
+    fn every_kind_escapes_the_lines_and_its_own_values_in_html() {
+        for outcome in every_outcome() {
+            let html = html(&view(outcome.clone()));
+            assert!(html.contains(ESCAPED), "{outcome:?}: {html}");
+            for raw in ["<b>", "<i>", "<script>", "'&'"] {
+                assert!(!html.contains(raw), "{outcome:?} shows {raw}: {html}");
+            }
+            let text = text(&view(outcome.clone()));
+            assert!(text.contains(HOSTILE), "{outcome:?}: {text}");
+            assert!(
+                text.contains("2 x 1299.99 USD = 2599.98 USD"),
+                "{outcome:?}: {text}"
+            );
+        }
     }
 
     #[test]
@@ -198,6 +298,64 @@ mod tests {
         assert_eq!(
             subject(&view),
             format!("Order Confirmation - Order #{}", Uuid::from_u128(7))
+        );
+    }
+
+    #[test]
+    fn a_cancellation_says_why_and_that_a_late_payment_is_refunded() {
+        for (reason, why) in [
+            (CancelReason::Customer, "as you asked"),
+            (
+                CancelReason::PaymentTimeout,
+                "payment did not arrive in time",
+            ),
+        ] {
+            let view = view(Outcome::Cancelled { reason });
+            assert_eq!(
+                subject(&view),
+                format!("Order Cancelled - Order #{}", Uuid::from_u128(7))
+            );
+            let html = html(&view);
+            assert!(html.contains("<h1>Order Cancelled</h1>"), "{html}");
+            for part in [text(&view), html] {
+                for expected in [
+                    why,
+                    "Total: 2599.98 USD",
+                    "any payment for it that still arrives will be refunded",
+                ] {
+                    assert!(
+                        part.contains(expected),
+                        "{reason:?} lacks {expected:?}: {part}"
+                    );
+                }
+                assert!(!part.contains("Transaction ID"), "{part}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_refund_shows_the_amount_the_charge_and_the_refund_ids() {
+        let view = view(Outcome::Refunded {
+            transaction_id: "TXN-0123456789AB".into(),
+            refund_transaction_id: "RFD-BA9876543210".into(),
+        });
+        assert_eq!(
+            subject(&view),
+            format!("Refund Processed - Order #{}", Uuid::from_u128(7))
+        );
+        let text = text(&view);
+        assert!(text.contains("Amount refunded: 2599.98 USD"), "{text}");
+        assert!(text.contains("Refunded charge: TXN-0123456789AB"), "{text}");
+        assert!(text.contains("Refund ID: RFD-BA9876543210"), "{text}");
+        let html = html(&view);
+        assert!(html.contains("Amount refunded: 2599.98 USD"), "{html}");
+        assert!(
+            html.contains("Refunded charge: <code>TXN-0123456789AB</code>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("Refund ID: <code>RFD-BA9876543210</code>"),
+            "{html}"
         );
     }
 

@@ -15,6 +15,7 @@
 //! - [`domain`]: pricing (pure) and the order's JSON shape.
 //! - [`handler`]: applies payment results (idempotent).
 //! - [`db`]: the SQL.
+//! - [`stock_command`]: the binary's command line and `stock set|show`.
 
 pub mod catalog;
 pub mod config;
@@ -25,6 +26,7 @@ pub mod expiry;
 pub mod handler;
 pub mod routes;
 pub mod startup;
+pub mod stock_command;
 pub mod timeline;
 
 pub use config::Settings;

@@ -2,17 +2,18 @@
 //! email-service killed after the SMTP server accepted an email and before
 //! it recorded it as sent. The redelivery sends it again, the one duplicate
 //! the design allows, with the same Message-ID, and counts it; then never
-//! again.
+//! again. It holds per email: a refund's copy is counted and re-sent like
+//! a confirmation's, under the refund's own Message-ID.
 
 use std::time::Duration;
 
 use contract::{
-    events::{Event, PaymentProcessed},
-    names::EMAIL_QUEUE,
+    events::Event,
+    names::{EMAIL_QUEUE, EMAIL_REFUND_QUEUE},
 };
 use test_support::{self, ProcessScenario, ServiceProcess, SmtpSink, eventually};
 
-use crate::support::header;
+use crate::support::{CONFIRMATION, REFUND, header, refund_processed};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_email-service");
 
@@ -36,11 +37,32 @@ fn start(
 #[tokio::test]
 async fn a_kill_between_the_smtp_acceptance_and_its_record_sends_one_copy_more_with_the_same_message_id()
  {
-    let mut smtp = SmtpSink::start().await;
-    let scenario =
-        ProcessScenario::new("email", &[(EMAIL_QUEUE, PaymentProcessed::ROUTING_KEY)]).await;
-    let (mut crashing, _) = start(&scenario, &smtp, Some("email-after-send"));
     let event = test_support::fixtures::payment_completed("w6@example.com");
+    let message_id = w6_once_more(EMAIL_QUEUE, event.clone(), CONFIRMATION).await;
+    assert_eq!(
+        message_id,
+        format!("<order-{}@ecommerce.com>", event.order_id)
+    );
+}
+
+#[tokio::test]
+async fn a_refund_email_killed_before_its_record_is_sent_once_more_under_its_own_message_id() {
+    let event = refund_processed("w6@example.com");
+    let message_id = w6_once_more(EMAIL_REFUND_QUEUE, event.clone(), REFUND).await;
+    assert_eq!(
+        message_id,
+        format!("<order-{}-refund@ecommerce.com>", event.order_id)
+    );
+}
+
+/// Publishes `event` to a binary that aborts right after the SMTP server
+/// accepted its email, then starts a healthy one: the email of `kind` is
+/// recorded as sent, with exactly one copy more, both under one Message-ID
+/// (returned), and the second copy counted once.
+async fn w6_once_more<E: Event>(queue: &str, event: E, kind: &str) -> String {
+    let mut smtp = SmtpSink::start().await;
+    let scenario = ProcessScenario::new("email", &[(queue, E::ROUTING_KEY)]).await;
+    let (mut crashing, _) = start(&scenario, &smtp, Some("email-after-send"));
     scenario.publish_burst(std::slice::from_ref(&event)).await;
     assert!(
         !crashing.wait_exit(Duration::from_secs(30)).await.success(),
@@ -54,20 +76,23 @@ async fn a_kill_between_the_smtp_acceptance_and_its_record_sends_one_copy_more_w
         Duration::from_secs(30),
         "the email recorded as sent",
         || async {
-            let status: Option<String> =
-                sqlx::query_scalar("SELECT status FROM email_log WHERE order_id = $1")
-                    .bind(event.order_id)
-                    .fetch_optional(&pool)
-                    .await
-                    .ok()?;
+            let status: Option<String> = sqlx::query_scalar(
+                "SELECT status FROM email_log WHERE order_id = $1 AND kind = $2",
+            )
+            .bind(event.order_id())
+            .bind(kind)
+            .fetch_optional(&pool)
+            .await
+            .ok()?;
             (status.as_deref() == Some("sent")).then_some(())
         },
     )
     .await;
     let copies = smtp.wait_for(2, Duration::from_secs(5)).await.to_vec();
     assert_eq!(copies.len(), 2, "one copy more, not two");
+    let message_id = header(&copies[0], "Message-ID").map(str::to_owned);
     assert_eq!(
-        header(&copies[0], "Message-ID"),
+        message_id.as_deref(),
         header(&copies[1], "Message-ID"),
         "the same Message-ID, so mail clients show one"
     );
@@ -77,10 +102,11 @@ async fn a_kill_between_the_smtp_acceptance_and_its_record_sends_one_copy_more_w
         .sum("emails_resent_unrecorded_total", &[]);
     assert_eq!(resent, 1.0, "the second copy is counted");
     assert_eq!(
-        test_support::queue_depth(&scenario.conn, EMAIL_QUEUE).await,
+        test_support::queue_depth(&scenario.conn, queue).await,
         0,
         "nothing left to deliver"
     );
     assert_eq!(smtp.messages().len(), 2, "and no third copy");
     assert!(service.terminate(Duration::from_secs(30)).await.success());
+    message_id.expect("a Message-ID")
 }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::support::{TestApp, header};
+use crate::support::{CONFIRMATION, TestApp, header};
 use contract::events::PaymentProcessed;
 use test_support::SmtpSink;
 use test_support::fixtures::{payment_completed, payment_declined};
@@ -62,7 +62,9 @@ async fn a_completed_payment_sends_one_confirmation_email_with_items_total_and_t
         "{email:#}"
     );
     let row = app
-        .wait_for_log(event.order_id, "the row to be sent", |r| r.status == "sent")
+        .wait_for_log(event.order_id, CONFIRMATION, "the row to be sent", |r| {
+            r.status == "sent"
+        })
         .await;
     assert_eq!(row.kind, "confirmation");
     assert_eq!(row.recipient, "test@example.com");
@@ -103,7 +105,12 @@ async fn a_failed_payment_sends_a_payment_failed_email_with_the_reason() {
         assert!(!body.contains("Transaction ID"), "{part}:\n{body}");
     }
     let row = app
-        .wait_for_log(event.order_id, "the row to be sent", |r| r.status == "sent")
+        .wait_for_log(
+            event.order_id,
+            "payment_failed",
+            "the row to be sent",
+            |r| r.status == "sent",
+        )
         .await;
     assert_eq!(row.kind, "payment_failed");
     app.stop().await;
@@ -145,7 +152,7 @@ async fn the_same_payment_event_delivered_twice_or_republished_sends_exactly_one
             .unwrap(),
         2
     );
-    let row = app.email_log(event.order_id).await.unwrap();
+    let row = app.email_log(event.order_id, CONFIRMATION).await.unwrap();
     assert_eq!((row.status.as_str(), row.attempts), ("sent", 1));
     app.stop().await;
 }
@@ -176,7 +183,7 @@ async fn two_replicas_receiving_copies_of_one_event_at_once_send_exactly_one_ema
         1,
         "exactly one email for ten copies on two replicas"
     );
-    let row = app.email_log(event.order_id).await.unwrap();
+    let row = app.email_log(event.order_id, CONFIRMATION).await.unwrap();
     assert_eq!((row.status.as_str(), row.attempts), ("sent", 1));
     app.stop().await;
 }
@@ -207,7 +214,9 @@ async fn an_email_claimed_by_a_delivery_that_died_is_sent_once_its_lease_has_run
     let emails = sink.wait_for(1, WAIT).await;
     assert_eq!(emails.len(), 1);
     let row = app
-        .wait_for_log(event.order_id, "email sent", |r| r.status == "sent")
+        .wait_for_log(event.order_id, CONFIRMATION, "email sent", |r| {
+            r.status == "sent"
+        })
         .await;
     assert!(
         row.sent_at.unwrap() >= lease_end,
@@ -258,7 +267,11 @@ async fn malformed_messages_and_bad_addresses_are_parked_at_once_and_the_next_go
         1,
         "nothing but the good email was sent"
     );
-    assert!(app.email_log(injected.order_id).await.is_none());
+    assert!(
+        app.email_log(injected.order_id, CONFIRMATION)
+            .await
+            .is_none()
+    );
     app.stop().await;
 }
 

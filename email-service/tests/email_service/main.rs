@@ -6,5 +6,7 @@ mod crash;
 mod database_outage;
 mod emails;
 mod fake_smtp;
+mod kinds;
+mod kinds_once;
 mod smtp_failures;
 mod support;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::{
     fake_smtp::{FakeSmtp, Quirks},
-    support::TestApp,
+    support::{CONFIRMATION, TestApp},
 };
 use email_service::smtp::{Mailer, SendError};
 use test_support::fixtures::payment_completed;
@@ -30,7 +30,9 @@ async fn an_smtp_outage_is_retried_until_the_server_is_back_and_then_one_email_i
 
     app.publish(&event).await;
     let row = app
-        .wait_for_log(event.order_id, "a retried attempt", |r| r.attempts >= 2)
+        .wait_for_log(event.order_id, CONFIRMATION, "a retried attempt", |r| {
+            r.attempts >= 2
+        })
         .await;
     assert_eq!(row.status, "sending");
     assert!(
@@ -48,7 +50,9 @@ async fn an_smtp_outage_is_retried_until_the_server_is_back_and_then_one_email_i
         format!("Order Confirmation - Order #{}", event.order_id)
     );
     let row = app
-        .wait_for_log(event.order_id, "the row to be sent", |r| r.status == "sent")
+        .wait_for_log(event.order_id, CONFIRMATION, "the row to be sent", |r| {
+            r.status == "sent"
+        })
         .await;
     assert!(row.attempts >= 3, "{row:?}");
     app.wait_until_processed("acked", 1).await;
@@ -71,7 +75,7 @@ async fn a_permanent_smtp_refusal_is_parked_at_once_and_marked_failed() {
     assert!(reason.contains("550"), "{reason}");
     assert_eq!(*retries, 0, "parked without retrying");
     let row = app
-        .wait_for_log(event.order_id, "the row to be failed", |r| {
+        .wait_for_log(event.order_id, CONFIRMATION, "the row to be failed", |r| {
             r.status == "failed"
         })
         .await;
@@ -105,7 +109,9 @@ async fn a_temporary_smtp_refusal_is_retried_until_the_server_accepts() {
     app.publish(&event).await;
 
     let row = app
-        .wait_for_log(event.order_id, "the row to be sent", |r| r.status == "sent")
+        .wait_for_log(event.order_id, CONFIRMATION, "the row to be sent", |r| {
+            r.status == "sent"
+        })
         .await;
     assert_eq!(row.attempts, 3, "{row:?}");
     assert_eq!(smtp.rcpt_commands(), 3);
@@ -132,7 +138,9 @@ async fn an_smtp_server_that_never_answers_times_out_and_is_retried() {
     app.publish(&event).await;
 
     let row = app
-        .wait_for_log(event.order_id, "a retried attempt", |r| r.attempts >= 2)
+        .wait_for_log(event.order_id, CONFIRMATION, "a retried attempt", |r| {
+            r.attempts >= 2
+        })
         .await;
     assert_eq!(row.status, "sending");
     assert!(

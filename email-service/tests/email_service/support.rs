@@ -2,13 +2,21 @@
 //! against the real PostgreSQL and RabbitMQ (a fresh database and a unique
 //! queue prefix per test), events to publish, and a scripted SMTP server for
 //! the upstream's failures.
+//!
+//! The service consumes three queues; the helpers without a queue argument
+//! are about `email_service_queue` (payment results), those ending in `_on`
+//! take the queue's base name.
 
 use runtime::service::Service as _;
 use std::time::Duration;
 
+use chrono::Utc;
 use contract::{
-    events::{Event, PaymentProcessed},
-    names::EMAIL_QUEUE,
+    events::{
+        CancelReason, Event, OrderCancelled, OrderCreatedItem, PaymentProcessed, RefundProcessed,
+        SCHEMA_VERSION,
+    },
+    names::{EMAIL_CANCELLATION_QUEUE, EMAIL_QUEUE, EMAIL_REFUND_QUEUE},
 };
 use email_service::{
     Application, Settings,
@@ -17,10 +25,16 @@ use email_service::{
 };
 use lapin::Connection;
 use messaging::{AmqpSettings, topology::Topology};
+use rust_decimal::Decimal;
 use sqlx::PgPool;
 use test_support::{self, BrokerCleanup, eventually};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
+
+/// The `email_log.kind` of each email.
+pub const CONFIRMATION: &str = "confirmation";
+pub const CANCELLED: &str = "cancelled";
+pub const REFUND: &str = "refund";
 
 /// A running email-service (one or more replicas) and a connection to publish
 /// and inspect queues with.
@@ -96,48 +110,59 @@ impl TestApp {
         &self.settings.amqp
     }
 
-    pub fn queue_name(&self) -> String {
-        format!("{}{EMAIL_QUEUE}", self.amqp().prefix)
+    /// This test's name of work queue `base`.
+    pub fn queue_name_of(&self, base: &str) -> String {
+        format!("{}{base}", self.amqp().prefix)
     }
 
     pub fn dlq_name(&self) -> String {
-        format!("{}.dlq", self.queue_name())
+        self.dlq_name_of(EMAIL_QUEUE)
     }
 
+    pub fn dlq_name_of(&self, base: &str) -> String {
+        format!("{}.dlq", self.queue_name_of(base))
+    }
+
+    /// Waits until `count` consumers are attached to each of the service's queues.
     async fn wait_until_consumers(&self, count: u32) {
-        test_support::wait_for_consumers(&self.conn, &self.queue_name(), count).await;
+        for base in [EMAIL_QUEUE, EMAIL_CANCELLATION_QUEUE, EMAIL_REFUND_QUEUE] {
+            test_support::wait_for_consumers(&self.conn, &self.queue_name_of(base), count).await;
+        }
     }
 
-    pub async fn publish(&self, event: &PaymentProcessed) {
+    /// Publishes `event` under its routing key (so to its queue).
+    pub async fn publish<E: Event>(&self, event: &E) {
         let body = serde_json::to_vec(event).unwrap();
-        self.publish_raw(&body, &event.event_id.to_string()).await;
+        self.publish_raw_as(E::ROUTING_KEY, &body, &event.event_id().to_string())
+            .await;
     }
 
+    /// A raw body for `email_service_queue`.
     pub async fn publish_raw(&self, body: &[u8], message_id: &str) {
+        self.publish_raw_as(PaymentProcessed::ROUTING_KEY, body, message_id)
+            .await;
+    }
+
+    pub async fn publish_raw_as(&self, routing_key: &str, body: &[u8], message_id: &str) {
         let exchange = Topology::new(self.amqp()).exchange();
-        test_support::publish_raw(
-            &self.conn,
-            &exchange,
-            PaymentProcessed::ROUTING_KEY,
-            body,
-            message_id,
-        )
-        .await;
+        test_support::publish_raw(&self.conn, &exchange, routing_key, body, message_id).await;
     }
 
-    pub async fn email_log(&self, order_id: Uuid) -> Option<EmailLog> {
-        db::find_email(&self.pool, order_id).await.unwrap()
+    /// The order's email of `kind`, as recorded.
+    pub async fn email_log(&self, order_id: Uuid, kind: &str) -> Option<EmailLog> {
+        db::find_email(&self.pool, order_id, kind).await.unwrap()
     }
 
-    /// Waits until the order's email_log row satisfies `done`.
+    /// Waits until the order's email_log row of `kind` satisfies `done`.
     pub async fn wait_for_log(
         &self,
         order_id: Uuid,
+        kind: &str,
         what: &str,
         done: impl Fn(&EmailLog) -> bool,
     ) -> EmailLog {
         eventually(Duration::from_secs(15), what, || async {
-            self.email_log(order_id).await.filter(|row| done(row))
+            self.email_log(order_id, kind).await.filter(|row| done(row))
         })
         .await
     }
@@ -146,9 +171,15 @@ impl TestApp {
     /// deliveries in all: after that, every message published so far has been
     /// handled and any email it caused has been sent.
     pub async fn wait_until_processed(&self, outcome: &str, count: u64) {
-        let what = format!("{count} deliveries with outcome {outcome}");
+        self.wait_until_processed_on(EMAIL_QUEUE, outcome, count)
+            .await;
+    }
+
+    /// [`TestApp::wait_until_processed`] on work queue `base`.
+    pub async fn wait_until_processed_on(&self, base: &str, outcome: &str, count: u64) {
+        let what = format!("{count} deliveries on {base} with outcome {outcome}");
         eventually(Duration::from_secs(15), &what, || async {
-            (self.processed(outcome) >= count).then_some(())
+            (self.processed_on(base, outcome) >= count).then_some(())
         })
         .await;
     }
@@ -156,7 +187,12 @@ impl TestApp {
     /// `messages_processed_total` of this test's queue (its name is unique to
     /// the test, so other tests in the process do not count).
     pub fn processed(&self, outcome: &str) -> u64 {
-        let queue = format!("queue=\"{}\"", self.queue_name());
+        self.processed_on(EMAIL_QUEUE, outcome)
+    }
+
+    /// [`TestApp::processed`] of work queue `base`.
+    pub fn processed_on(&self, base: &str, outcome: &str) -> u64 {
+        let queue = format!("queue=\"{}\"", self.queue_name_of(base));
         let outcome = format!("outcome=\"{outcome}\"");
         runtime::metrics::render()
             .lines()
@@ -172,8 +208,18 @@ impl TestApp {
 
     /// Parked messages: (message_id, park reason, retries before parking).
     pub async fn parked(&self, count: usize) -> Vec<(String, String, u32)> {
-        test_support::take_parked(&self.conn, &self.dlq_name(), count, Duration::from_secs(15))
-            .await
+        self.parked_on(EMAIL_QUEUE, count).await
+    }
+
+    /// [`TestApp::parked`] from work queue `base`'s dead-letter queue.
+    pub async fn parked_on(&self, base: &str, count: usize) -> Vec<(String, String, u32)> {
+        test_support::take_parked(
+            &self.conn,
+            &self.dlq_name_of(base),
+            count,
+            Duration::from_secs(15),
+        )
+        .await
     }
 
     pub async fn dlq_depth(&self) -> u32 {
@@ -213,3 +259,65 @@ pub fn header<'a>(email: &'a serde_json::Value, name: &str) -> Option<&'a str> {
         .and_then(|(_, v)| v.as_str())
         .map(str::trim)
 }
+
+/// An `order.order.cancelled` for a fresh order of one Gaming Laptop and two
+/// Wireless Mice (1359.97), as [`test_support::fixtures::payment_completed`].
+pub fn order_cancelled(email: &str, reason: CancelReason) -> OrderCancelled {
+    let payment = test_support::fixtures::payment_completed(email);
+    OrderCancelled {
+        event_type: OrderCancelled::EVENT_TYPE.into(),
+        event_id: Uuid::new_v4(),
+        timestamp: Utc::now(),
+        schema_version: SCHEMA_VERSION,
+        order_id: payment.order_id,
+        user_id: payment.user_id,
+        user_email: payment.user_email,
+        total_amount: payment.amount,
+        currency: payment.currency,
+        items: payment.items,
+        reason,
+    }
+}
+
+/// The `payment.refund.processed` that gives back the charge of `payment`
+/// (a completed one), with a fresh `RFD-` id.
+pub fn refund_of(payment: &PaymentProcessed) -> RefundProcessed {
+    RefundProcessed {
+        event_type: RefundProcessed::EVENT_TYPE.into(),
+        event_id: Uuid::new_v4(),
+        timestamp: Utc::now(),
+        schema_version: SCHEMA_VERSION,
+        refund_id: Uuid::new_v4(),
+        payment_id: payment.payment_id,
+        order_id: payment.order_id,
+        user_id: payment.user_id,
+        user_email: payment.user_email.clone(),
+        amount: payment.amount,
+        currency: payment.currency.clone(),
+        transaction_id: payment.transaction_id.clone().expect("a completed payment"),
+        refund_transaction_id: format!(
+            "RFD-{}",
+            &Uuid::new_v4().simple().to_string().to_uppercase()[..12]
+        ),
+        items: payment.items.clone(),
+    }
+}
+
+/// A refund for a fresh order, from `email`.
+pub fn refund_processed(email: &str) -> RefundProcessed {
+    refund_of(&test_support::fixtures::payment_completed(email))
+}
+
+/// An order line whose name tries to inject HTML.
+pub fn hostile_item() -> OrderCreatedItem {
+    OrderCreatedItem {
+        product_id: 9,
+        name: "<script>alert('x')</script> & \"Co\"".into(),
+        quantity: 1,
+        price: Decimal::new(1_000, 2),
+    }
+}
+
+/// [`hostile_item`]'s name as it must appear in the HTML part.
+pub const HOSTILE_ESCAPED: &str =
+    "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;Co&quot;";

@@ -61,12 +61,12 @@ pub async fn store_orders(
     Ok(outcomes)
 }
 
+/// Each order's outcome, and the units taken per product.
+type Allocation = (Vec<Result<(), Shortage>>, Vec<(i64, i64)>);
+
 /// Which orders the stock `levels` (tracked products only) covers, first
 /// come first served, and the units taken per product.
-fn allocate(
-    writes: &[OrderWrite],
-    levels: &HashMap<i64, i64>,
-) -> (Vec<Result<(), Shortage>>, Vec<(i64, i64)>) {
+fn allocate(writes: &[OrderWrite], levels: &HashMap<i64, i64>) -> Allocation {
     let mut left = levels.clone();
     let outcomes = writes
         .iter()

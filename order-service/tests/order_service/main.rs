@@ -10,4 +10,5 @@ mod helpers;
 mod orders;
 mod relay;
 mod stock;
+mod stock_command;
 mod trace;
