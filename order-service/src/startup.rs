@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     SERVICE, Settings,
-    db::orders::InsertOrders,
+    db::stock::InsertOrders,
     handler::{PaymentResultHandler, RefundResultHandler},
     routes::{self, AppState},
 };

@@ -5,7 +5,7 @@
 //! Each change is one transaction that locks the order's row first
 //! (`FOR UPDATE`), so it is judged by the order's latest status and is
 //! serialised with the settlement of a payment result for it
-//! ([`super::settlement`], which locks the same row): whichever commits
+//! (the settlement of payment results locks the same row): whichever commits
 //! first, the other sees it. The status change, the units given back and
 //! the event to publish (outbox) commit together.
 

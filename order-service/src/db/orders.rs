@@ -3,12 +3,11 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
-use messaging::{db::batch::BatchStatement, outbox::OutboxRow};
+use messaging::outbox::OutboxRow;
 use rust_decimal::Decimal;
 use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
 
-use super::stock::{Shortage, store_orders};
 use crate::domain::{
     order::{Order, OrderLine, PaymentSummary, RefundSummary},
     pricing::PricedOrder,
@@ -34,7 +33,7 @@ pub struct OrderWrite {
 
 /// Orders, their lines and their outbox rows in one statement
 /// (data-modifying CTEs over `unnest`ed columns), with the units `taken`
-/// from the tracked products' stock (the rows [`store_orders`] locked). The
+/// from the tracked products' stock (the rows `db::stock` locked). The
 /// lines of `tracked` products are marked `reserved`: they give their units
 /// back if the order is not paid. The lines' foreign key to their order is
 /// checked at the end of the statement, when the order rows exist.
@@ -104,39 +103,6 @@ pub async fn insert_orders_with_events(
     .execute(conn)
     .await?;
     Ok(())
-}
-
-/// [`store_orders`] for concurrent checkouts (`messaging::db::batch`): the
-/// checkouts in flight together share one transaction, and so one wait for
-/// a tracked product's row lock and one commit.
-pub struct InsertOrders;
-
-#[async_trait::async_trait]
-impl BatchStatement for InsertOrders {
-    type Item = OrderWrite;
-    type Output = Result<(), Shortage>;
-    type Key = Uuid;
-    const NAME: &'static str = "insert_orders";
-    /// Checkouts wait on their commit with nothing else to do, so more
-    /// statements in flight let PostgreSQL flush their commits together.
-    /// The consumers' statements keep 2 (`docs/performance.md`, "Group
-    /// commit", has the runs that chose both).
-    const WORKERS: usize = 4;
-
-    fn keys(write: &OrderWrite) -> Vec<Uuid> {
-        vec![write.order.id]
-    }
-
-    async fn run(
-        &self,
-        pool: &PgPool,
-        writes: &[OrderWrite],
-    ) -> sqlx::Result<Vec<Result<(), Shortage>>> {
-        let mut tx = pool.begin().await?;
-        let outcomes = store_orders(&mut tx, writes).await?;
-        tx.commit().await?;
-        Ok(outcomes)
-    }
 }
 
 #[derive(sqlx::FromRow)]

@@ -20,7 +20,7 @@ pub enum Settlement {
     UnknownOrder,
     /// A charge for an order cancelled before it arrived: nothing recorded
     /// here; the caller records it with its refund request
-    /// ([`super::refunds::request_late_refund`]).
+    /// (`db::refunds`).
     LateCharge,
 }
 

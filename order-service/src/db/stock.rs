@@ -7,11 +7,12 @@
 //! can never sell more than there is. The lock is held until that
 //! transaction commits: every checkout of the product waits for the one
 //! before it, which is why checkouts arriving together share one transaction
-//! (`InsertOrders`).
+//! ([`InsertOrders`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use sqlx::{PgConnection, PgExecutor};
+use messaging::db::batch::BatchStatement;
+use sqlx::{PgConnection, PgExecutor, PgPool};
 use uuid::Uuid;
 
 use super::orders::{OrderWrite, insert_orders_with_events};
@@ -121,6 +122,39 @@ pub async fn levels(conn: impl PgExecutor<'_>) -> sqlx::Result<HashMap<i64, i64>
         .fetch_all(conn)
         .await
         .map(|rows| rows.into_iter().collect())
+}
+
+/// [`store_orders`] for concurrent checkouts (`messaging::db::batch`): the
+/// checkouts in flight together share one transaction, and so one wait for
+/// a tracked product's row lock and one commit.
+pub struct InsertOrders;
+
+#[async_trait::async_trait]
+impl BatchStatement for InsertOrders {
+    type Item = OrderWrite;
+    type Output = Result<(), Shortage>;
+    type Key = Uuid;
+    const NAME: &'static str = "insert_orders";
+    /// Checkouts wait on their commit with nothing else to do, so more
+    /// statements in flight let PostgreSQL flush their commits together.
+    /// The consumers' statements keep 2 (`docs/performance.md`, "Group
+    /// commit", has the runs that chose both).
+    const WORKERS: usize = 4;
+
+    fn keys(write: &OrderWrite) -> Vec<Uuid> {
+        vec![write.order.id]
+    }
+
+    async fn run(
+        &self,
+        pool: &PgPool,
+        writes: &[OrderWrite],
+    ) -> sqlx::Result<Vec<Result<(), Shortage>>> {
+        let mut tx = pool.begin().await?;
+        let outcomes = store_orders(&mut tx, writes).await?;
+        tx.commit().await?;
+        Ok(outcomes)
+    }
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ use contract::api::headers::MAX_CHECKOUT_BODY_BYTES;
 use messaging::db::batch::Batcher;
 use sqlx::PgPool;
 
-use crate::{catalog::Catalog, db::orders::InsertOrders};
+use crate::{catalog::Catalog, db::stock::InsertOrders};
 use tokio::sync::Notify;
 
 #[derive(Clone)]

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use messaging::db::batch::BatchStatement;
-use order_service::db::orders::InsertOrders;
+use order_service::db::stock::InsertOrders;
 
 use super::{
     RUST_SERVICES, compose, container,
