@@ -211,7 +211,7 @@ fn describe() {
     );
     describe_counter!(
         "emails_total",
-        "Email sends, by kind (confirmation, payment_failed) and status (sent, failed, deferred)"
+        "Email sends, by kind (confirmation, payment_failed, cancelled, refund) and status (sent, failed, deferred)"
     );
     describe_histogram!(
         "email_send_duration_seconds",
