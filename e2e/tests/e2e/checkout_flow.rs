@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use e2e::Pipeline;
 use serde_json::{Value, json};
+use test_support::eventually;
 
 fn seed_checkout(email: &str) -> Value {
     json!({"user_id": 1, "user_email": email,
@@ -64,14 +65,20 @@ async fn the_seed_checkout_becomes_a_paid_order_and_a_confirmation_email() {
         count(&pipeline.payment_db, "SELECT count(*) FROM payments").await,
         1
     );
-    assert_eq!(
-        count(
-            &pipeline.email_db,
-            "SELECT count(*) FROM email_log WHERE status = 'sent'"
-        )
-        .await,
-        1
-    );
+    // The mail reaches the server a moment before email-service records it.
+    eventually(
+        Duration::from_secs(10),
+        "the email recorded sent",
+        || async {
+            let sent = count(
+                &pipeline.email_db,
+                "SELECT count(*) FROM email_log WHERE status = 'sent'",
+            )
+            .await;
+            (sent == 1).then_some(())
+        },
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(500)).await; // a duplicate would show by now
     assert_eq!(pipeline.smtp.messages().len(), 1, "exactly one email");
     pipeline.stop().await;

@@ -122,14 +122,7 @@ async fn a_paid_order_is_refunded_once_and_then_gives_its_units_back() {
     second.refund_transaction_id = "RFD-FFFFFFFFFFFF".into();
     app.publish(&second).await;
     wait_for_status(&app, id, "refunded").await;
-    eventually(Duration::from_secs(10), "all three handled", || async {
-        let handled: i64 = sqlx::query_scalar("SELECT count(*) FROM processed_messages")
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
-        (handled == 3).then_some(())
-    })
-    .await;
+    app.wait_for_handled(3).await;
     let order: Value = app
         .get(&format!("/orders/{id}"))
         .await
@@ -183,14 +176,7 @@ async fn a_charge_for_a_cancelled_order_is_refunded_never_kept() {
         requests[0].transaction_id,
         charge.transaction_id.clone().unwrap()
     );
-    eventually(Duration::from_secs(10), "the duplicate handled", || async {
-        let handled: i64 = sqlx::query_scalar("SELECT count(*) FROM processed_messages")
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
-        (handled == 1).then_some(())
-    })
-    .await;
+    app.wait_for_handled(1).await;
     let order: Value = app
         .get(&format!("/orders/{id}"))
         .await
@@ -310,21 +296,7 @@ async fn a_settlement_waiting_on_a_cancellation_sees_the_order_cancelled() {
     let settling = tokio::spawn(async move {
         settle_orders(&pool, "test", &[payment_for(id, PaymentStatus::Completed)]).await
     });
-    eventually(
-        Duration::from_secs(10),
-        "the settlement to wait",
-        || async {
-            let waiting: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM pg_stat_activity \
-             WHERE datname = current_database() AND wait_event_type = 'Lock'",
-            )
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
-            (waiting == 1).then_some(())
-        },
-    )
-    .await;
+    app.wait_for_a_lock_waiter().await;
     cancelling.commit().await.unwrap();
 
     assert_eq!(settling.await.unwrap().unwrap(), [Settlement::LateCharge]);

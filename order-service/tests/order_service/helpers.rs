@@ -177,6 +177,33 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Waits until the inbox holds `count` events (each one handled).
+    pub async fn wait_for_handled(&self, count: i64) {
+        test_support::eventually(Duration::from_secs(10), "events handled", || async {
+            let handled: i64 = sqlx::query_scalar("SELECT count(*) FROM processed_messages")
+                .fetch_one(&self.pool)
+                .await
+                .unwrap();
+            (handled == count).then_some(())
+        })
+        .await;
+    }
+
+    /// Waits until one statement on this database waits for a lock.
+    pub async fn wait_for_a_lock_waiter(&self) {
+        test_support::eventually(Duration::from_secs(10), "a statement waiting", || async {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            .fetch_one(&self.pool)
+            .await
+            .unwrap();
+            (waiting == 1).then_some(())
+        })
+        .await;
+    }
+
     pub async fn set_stock(&self, product_id: i64, units: Option<i64>) {
         sqlx::query("UPDATE products SET stock = $2 WHERE id = $1")
             .bind(product_id)

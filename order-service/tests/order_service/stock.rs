@@ -140,10 +140,7 @@ async fn a_declined_payment_gives_the_units_back_and_a_paid_one_keeps_them() {
             .then_some(())
     })
     .await;
-    eventually(Duration::from_secs(10), "the duplicate handled", || async {
-        (count(&app, "SELECT count(*) FROM processed_messages").await == 2).then_some(())
-    })
-    .await;
+    app.wait_for_handled(2).await;
     assert_eq!(app.stock(1).await, Some(7));
     app.stop().await;
 }
@@ -188,21 +185,7 @@ async fn the_second_of_two_transactions_for_the_last_unit_waits_and_finds_none()
         tx.commit().await.unwrap();
         stored
     });
-    eventually(
-        Duration::from_secs(10),
-        "the second to wait for the lock",
-        || async {
-            let waiting: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM pg_stat_activity \
-             WHERE datname = current_database() AND wait_event_type = 'Lock'",
-            )
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
-            (waiting == 1).then_some(())
-        },
-    )
-    .await;
+    app.wait_for_a_lock_waiter().await;
     first.commit().await.unwrap();
 
     let stored = second.await.unwrap().expect("a shortage is not an error");
