@@ -8,130 +8,47 @@
 //! for seconds, and the SMTP server and the burst's clients must go on
 //! meanwhile.
 
-use std::{
-    collections::HashMap,
-    path::PathBuf,
-    time::{Duration, Instant},
-};
+use std::{collections::HashMap, time::Duration};
 
 use lapin::{Connection, ConnectionProperties};
 use serde_json::Value;
-use sqlx::PgPool;
-use test_support::{BrokerCluster, ServiceProcess, SmtpSink};
+use test_support::BrokerCluster;
 
-use crate::{Burst, audit::Audit};
+use crate::processes::{ProcessPipeline, Setup};
 
-/// One service process and where it serves.
-pub struct Process {
-    pub name: &'static str,
-    pub port: u16,
-    pub process: ServiceProcess,
-}
-
+/// The pipeline's processes ([`ProcessPipeline`], which this dereferences
+/// to) on a cluster of the test's own.
 pub struct ClusterPipeline {
     cluster: BrokerCluster,
-    /// `http://127.0.0.1:<port>` of the gateway.
-    pub gateway: String,
-    /// The processes that hold a broker connection: order-service first,
-    /// the two payment-service replicas, email-service.
-    pub consumers: Vec<Process>,
-    pub http: reqwest::Client,
-    pub smtp: SmtpSink,
-    order_db: PgPool,
-    payment_db: PgPool,
-    email_db: PgPool,
-    _gateway: ServiceProcess,
+    processes: ProcessPipeline,
 }
 
-/// The binaries `cargo nextest run --workspace` builds beside this test's
-/// own (`target/<profile>/`).
-fn binary(name: &str) -> String {
-    let exe = std::env::current_exe().expect("the test knows its path");
-    let dir: PathBuf = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("the test runs from target/<profile>/deps")
-        .into();
-    let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: build the binaries first (cargo build --bins, or run the whole workspace's tests)",
-        path.display()
-    );
-    path.display().to_string()
+impl std::ops::Deref for ClusterPipeline {
+    type Target = ProcessPipeline;
+
+    fn deref(&self) -> &ProcessPipeline {
+        &self.processes
+    }
+}
+
+impl std::ops::DerefMut for ClusterPipeline {
+    fn deref_mut(&mut self) -> &mut ProcessPipeline {
+        &mut self.processes
+    }
 }
 
 impl ClusterPipeline {
-    /// Boots a three-node cluster, starts every service on it and waits
-    /// until each is ready.
+    /// Boots a three-node cluster, starts every service on it
+    /// (payment-service twice) and waits until each is ready.
     pub async fn start() -> Self {
         test_support::init_logs();
         let cluster = tokio::task::block_in_place(|| BrokerCluster::start(3));
-        let urls = cluster.urls();
-        let smtp = SmtpSink::start().await;
-        let database = |service: &str| test_support::fresh_database(service).url;
-        let (order_url, payment_url, email_url) =
-            (database("order"), database("payment"), database("email"));
-        let spawn = |name: &'static str, env: Vec<(&'static str, String)>| {
-            let port = test_support::free_port();
-            let mut all = vec![("BIND_ADDR", format!("127.0.0.1:{port}"))];
-            all.extend(env);
-            let process = ServiceProcess::spawn(&binary(name), &all);
-            Process {
-                name,
-                port,
-                process,
-            }
-        };
-        let broker = |db: &str| {
-            vec![
-                ("DATABASE_URL", db.to_owned()),
-                ("RABBITMQ_URL", urls.clone()),
-            ]
-        };
-        let order = spawn("order-service", broker(&order_url));
-        let mut payment_env = broker(&payment_url);
-        payment_env.push(("PAYMENT_DELAY_MS", "20".into()));
-        let payments = [
-            spawn("payment-service", payment_env.clone()),
-            spawn("payment-service", payment_env),
-        ];
-        let mut email_env = broker(&email_url);
-        email_env.extend([
-            ("SMTP_HOST", "127.0.0.1".into()),
-            ("SMTP_PORT", smtp.port.to_string()),
-        ]);
-        let email = spawn("email-service", email_env);
-        let gateway_port = test_support::free_port();
-        let service_url = |p: &Process| format!("http://127.0.0.1:{}", p.port);
-        let gateway = ServiceProcess::spawn(
-            &binary("gateway"),
-            &[
-                ("BIND_ADDR", format!("127.0.0.1:{gateway_port}")),
-                ("ORDER_SERVICE_URL", service_url(&order)),
-                ("PAYMENT_SERVICE_URL", service_url(&payments[0])),
-                ("EMAIL_SERVICE_URL", service_url(&email)),
-                ("RATE_LIMIT_PER_SECOND", "0".into()),
-            ],
-        );
-        let mut consumers = vec![order];
-        consumers.extend(payments);
-        consumers.push(email);
-        let pipeline = Self {
-            gateway: format!("http://127.0.0.1:{gateway_port}"),
-            http: reqwest::Client::new(),
-            smtp,
-            order_db: pool(&order_url).await,
-            payment_db: pool(&payment_url).await,
-            email_db: pool(&email_url).await,
-            consumers,
-            cluster,
-            _gateway: gateway,
-        };
-        pipeline
-            .wait_until_ready(Duration::from_secs(60), None)
-            .await;
-        pipeline
+        let processes = ProcessPipeline::start(Setup {
+            payment_replicas: 2,
+            ..Setup::on(cluster.urls())
+        })
+        .await;
+        Self { cluster, processes }
     }
 
     /// `kill -9` of node `index` (a crash); it stays down.
@@ -149,38 +66,14 @@ impl ClusterPipeline {
         tokio::task::block_in_place(|| self.cluster.boot(index));
     }
 
-    /// `/ready` of every broker-connected process: its status and body.
-    pub async fn readiness(&self) -> Vec<(u16, Value)> {
-        let mut answers = Vec::new();
-        for p in &self.consumers {
-            let url = format!("http://127.0.0.1:{}/ready", p.port);
-            let answer = match self.http.get(url).send().await {
-                Ok(response) => {
-                    let status = response.status().as_u16();
-                    (status, response.json().await.unwrap_or(Value::Null))
-                }
-                Err(_) => (0, Value::Null),
-            };
-            answers.push(answer);
-        }
-        answers
-    }
-
     /// Waits until every process is ready, none of them on node `not_on`;
     /// how long that took.
     pub async fn wait_until_ready(&self, timeout: Duration, not_on: Option<u32>) -> Duration {
-        let started = Instant::now();
-        test_support::eventually(timeout, "every service ready", || async {
-            let answers = self.readiness().await;
-            answers
-                .iter()
-                .all(|(status, body)| {
-                    *status == 200 && (not_on.is_none() || self.node_index(body) != not_on)
-                })
-                .then_some(())
-        })
-        .await;
-        started.elapsed()
+        self.processes
+            .wait_until_ready(timeout, |body| {
+                not_on.is_none() || self.node_index(body) != not_on
+            })
+            .await
     }
 
     /// The node a process's `/ready` body says its connection is on.
@@ -204,59 +97,13 @@ impl ClusterPipeline {
             .expect("the services report their node")
     }
 
-    pub fn burst(&self, orders: usize, clients: usize, pause: Duration) -> Burst {
-        Burst::start(&self.http, &self.gateway, orders, clients, pause)
-    }
-
-    /// How many orders are final (paid or failed) and emailed.
-    pub async fn finished(&mut self) -> (i64, usize) {
-        let settled: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM orders WHERE status <> 'pending'")
-                .fetch_one(&self.order_db)
-                .await
-                .unwrap_or(0);
-        (settled, self.smtp.messages().len())
-    }
-
-    /// Waits until `count` orders are final and emailed; how long that took.
-    pub async fn wait_until_final(&mut self, count: usize, timeout: Duration) -> Duration {
-        let started = Instant::now();
-        loop {
-            let (settled, emailed) = self.finished().await;
-            if settled >= count as i64 && emailed >= count {
-                return started.elapsed();
-            }
-            assert!(
-                started.elapsed() < timeout,
-                "{settled} of {count} orders final and {emailed} emailed after {timeout:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// The audit of [`Audit`], through a connection to node `via` (a live one).
+    /// The audit of [`ProcessPipeline::audit`], through a connection to
+    /// node `via` (a live one).
     pub async fn audit(&mut self, accepted: &[String], via: u32) {
         let broker = Connection::connect(&self.cluster.url(via), ConnectionProperties::default())
             .await
             .expect("a live node");
-        Audit {
-            order_db: &self.order_db,
-            payment_db: &self.payment_db,
-            email_db: &self.email_db,
-            smtp: &mut self.smtp,
-            broker: &broker,
-            prefix: "",
-        }
-        .check(accepted)
-        .await;
-        for p in &mut self.consumers {
-            assert!(
-                p.process.is_running(),
-                "{} is still running; log: {}",
-                p.name,
-                p.process.log.display()
-            );
-        }
+        self.processes.audit(accepted, &broker).await;
     }
 
     /// Waits until every queue has a replica online on each node.
@@ -289,14 +136,4 @@ impl ClusterPipeline {
             .map(str::to_owned)
             .collect()
     }
-}
-
-async fn pool(url: &str) -> PgPool {
-    // The binaries create their databases; poll until they have.
-    test_support::eventually(
-        Duration::from_secs(60),
-        "the service's database",
-        || async { PgPool::connect(url).await.ok() },
-    )
-    .await
 }

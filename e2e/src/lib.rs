@@ -7,6 +7,7 @@ pub mod audit;
 mod burst;
 pub mod cluster;
 pub mod postgres_node;
+pub mod processes;
 
 pub use burst::{Burst, BurstResult};
 
@@ -226,27 +227,12 @@ impl Pipeline {
 
     /// `POST /api/checkout` with `body`; the status and the JSON answer.
     pub async fn checkout(&self, body: &Value) -> (u16, Value) {
-        let response = self
-            .http
-            .post(format!("{}/api/checkout", self.gateway))
-            .json(body)
-            .send()
-            .await
-            .expect("gateway answers");
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
+        post(&self.http, &self.gateway, "/api/checkout", body).await
     }
 
     /// `GET` a gateway path as JSON.
     pub async fn get(&self, path: &str) -> Value {
-        self.http
-            .get(format!("{}{path}", self.gateway))
-            .send()
-            .await
-            .expect("gateway answers")
-            .json()
-            .await
-            .expect("JSON answer")
+        get(&self.http, &self.gateway, path).await
     }
 
     /// One scrape of `<base>/metrics` (`base` one of the service URLs above).
@@ -315,4 +301,32 @@ impl Pipeline {
         .check_stock(accepted, starting)
         .await;
     }
+}
+
+/// `POST` `body` as JSON to `<base><path>`; the status and the JSON answer.
+pub(crate) async fn post(
+    http: &reqwest::Client,
+    base: &str,
+    path: &str,
+    body: &Value,
+) -> (u16, Value) {
+    let response = http
+        .post(format!("{base}{path}"))
+        .json(body)
+        .send()
+        .await
+        .expect("the service answers");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// `GET` `<base><path>` as JSON.
+pub(crate) async fn get(http: &reqwest::Client, base: &str, path: &str) -> Value {
+    http.get(format!("{base}{path}"))
+        .send()
+        .await
+        .expect("the service answers")
+        .json()
+        .await
+        .expect("JSON answer")
 }

@@ -229,6 +229,7 @@ impl Relay {
             tx.commit().await?;
             return Ok((0, 0));
         }
+        runtime::failpoint::hit("relay-before-publish");
         let messages = rows.iter().map(|row| self.outgoing(row)).collect();
         let results = self.publisher.publish_all(messages).await;
         if results.iter().any(Result::is_ok) {

@@ -12,6 +12,7 @@
 //! | --- | --- |
 //! | `consumer-before-handle` | a delivery arrived; nothing done yet |
 //! | `consumer-after-handle` | the handler committed; the ack is not sent |
+//! | `relay-before-publish` | the outbox relay holds committed events; none is published |
 //! | `relay-after-confirm` | the broker confirmed; the outbox row is not marked |
 //! | `email-after-send` | the SMTP server accepted an email; it is not recorded as sent |
 //! | `consumer-unknown-ack` | acks a delivery tag the broker never sent (once per process): the broker closes the consumer's channel |

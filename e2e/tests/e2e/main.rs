@@ -17,6 +17,7 @@ mod metrics;
 mod postgres_crash;
 mod repository;
 mod saga;
+mod saga_faults;
 mod schemathesis;
 mod timeline;
 mod traces;
