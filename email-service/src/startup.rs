@@ -10,7 +10,7 @@ use contract::{
     names::{EMAIL_CANCELLATION_QUEUE, EMAIL_QUEUE, EMAIL_REFUND_QUEUE},
 };
 use messaging::{Foundation, timeline::Journal};
-use runtime::{health::Flag, service::Tasks};
+use runtime::service::Tasks;
 use tokio_util::sync::CancellationToken;
 
 use crate::timeline::EmailTimeline;
@@ -79,28 +79,29 @@ impl runtime::service::Service for Application {
             mailer.clone(),
         ));
         let journal = Journal::new(pool.clone(), SERVICE);
-        let (payments, cancellations, refunds) =
-            (Flag::default(), Flag::default(), Flag::default());
         let payment_consumer = foundation
             .broker
-            .consumer::<PaymentProcessed, _>(EMAIL_QUEUE, handler.clone(), payments.clone())
+            .consumer::<PaymentProcessed, _>(EMAIL_QUEUE, handler.clone())
             .with_journal(journal.clone());
         let cancellation_consumer = foundation
             .broker
-            .consumer::<OrderCancelled, _>(
-                EMAIL_CANCELLATION_QUEUE,
-                handler.clone(),
-                cancellations.clone(),
-            )
+            .consumer::<OrderCancelled, _>(EMAIL_CANCELLATION_QUEUE, handler.clone())
             .with_journal(journal.clone());
         let refund_consumer = foundation
             .broker
-            .consumer::<RefundProcessed, _>(EMAIL_REFUND_QUEUE, handler, refunds.clone())
+            .consumer::<RefundProcessed, _>(EMAIL_REFUND_QUEUE, handler)
             .with_journal(journal);
         let timeline = messaging::timeline::router(EmailTimeline(pool.clone()));
         // SMTP is reported (the `smtp_up` gauge, logs) but not part of
         // readiness: see `smtp::watch` for why.
-        let router = foundation.router(timeline, &[payments, cancellations, refunds]);
+        let router = foundation.router(
+            timeline,
+            &[
+                payment_consumer.attachment(),
+                cancellation_consumer.attachment(),
+                refund_consumer.attachment(),
+            ],
+        );
 
         let mut tasks = Tasks::new();
         tasks.intake("consumer", move |stop| payment_consumer.run(stop));

@@ -18,7 +18,7 @@ use messaging::{
     retention,
     timeline::{Journal, PURGE_JOURNAL},
 };
-use runtime::{health::Flag, service::Tasks};
+use runtime::service::Tasks;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
@@ -88,22 +88,18 @@ impl runtime::service::Service for Application {
         } = self;
         let pool = foundation.pool.clone();
         let relay = foundation.broker.relay(pool.clone());
-        let attached = Flag::default();
         let consumer = foundation
             .broker
             .consumer::<PaymentProcessed, _>(
                 ORDER_QUEUE,
                 Arc::new(PaymentResultHandler::new(pool.clone(), relay.notifier())),
-                attached.clone(),
             )
             .with_journal(Journal::new(pool.clone(), SERVICE));
-        let refunds_attached = Flag::default();
         let refunds = foundation
             .broker
             .consumer::<RefundProcessed, _>(
                 ORDER_REFUND_QUEUE,
                 Arc::new(RefundResultHandler::new(pool.clone())),
-                refunds_attached.clone(),
             )
             .with_journal(Journal::new(pool.clone(), SERVICE));
         let api = routes::router(AppState {
@@ -113,7 +109,7 @@ impl runtime::service::Service for Application {
             relay: relay.notifier(),
         })
         .merge(messaging::timeline::router(OrderTimeline(pool.clone())));
-        let router = foundation.router(api, &[attached, refunds_attached]);
+        let router = foundation.router(api, &[consumer.attachment(), refunds.attachment()]);
 
         let mut tasks = Tasks::new();
         tasks.intake("consumer", move |stop| consumer.run(stop));

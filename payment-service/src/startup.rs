@@ -12,7 +12,7 @@ use messaging::{
     Foundation, retention,
     timeline::{Journal, PURGE_JOURNAL},
 };
-use runtime::{health::Flag, service::Tasks};
+use runtime::service::Tasks;
 use tokio_util::sync::CancellationToken;
 
 use crate::timeline::PaymentTimeline;
@@ -74,27 +74,24 @@ impl runtime::service::Service for Application {
             Provider::new(settings.provider.clone()),
             relay.notifier(),
         );
-        let attached = Flag::default();
         let consumer = foundation
             .broker
-            .consumer::<OrderCreated, _>(PAYMENT_QUEUE, Arc::new(handler), attached.clone())
+            .consumer::<OrderCreated, _>(PAYMENT_QUEUE, Arc::new(handler))
             .with_journal(Journal::new(pool.clone(), SERVICE));
         let refunds = RefundHandler::new(
             pool.clone(),
             Provider::new(settings.provider.clone()),
             relay.notifier(),
         );
-        let refunds_attached = Flag::default();
         let refund_consumer = foundation
             .broker
-            .consumer::<RefundRequested, _>(
-                PAYMENT_REFUND_QUEUE,
-                Arc::new(refunds),
-                refunds_attached.clone(),
-            )
+            .consumer::<RefundRequested, _>(PAYMENT_REFUND_QUEUE, Arc::new(refunds))
             .with_journal(Journal::new(pool.clone(), SERVICE));
         let timeline = messaging::timeline::router(PaymentTimeline(pool.clone()));
-        let router = foundation.router(timeline, &[attached, refunds_attached]);
+        let router = foundation.router(
+            timeline,
+            &[consumer.attachment(), refund_consumer.attachment()],
+        );
 
         let mut tasks = Tasks::new();
         tasks.intake("consumer", move |stop| consumer.run(stop));

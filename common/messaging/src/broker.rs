@@ -98,13 +98,9 @@ impl Broker {
     }
 
     /// A supervised consumer of work queue `base` (a `topology::*_QUEUE`), bound
-    /// to `E`'s routing key; `attached` is set while it consumes.
-    pub fn consumer<E: Event, H: Handler<E>>(
-        &self,
-        base: &str,
-        handler: Arc<H>,
-        attached: Flag,
-    ) -> Consumer<E, H> {
+    /// to `E`'s routing key; its [`Consumer::attachment`] is set while it
+    /// consumes.
+    pub fn consumer<E: Event, H: Handler<E>>(&self, base: &str, handler: Arc<H>) -> Consumer<E, H> {
         let queue = self.topology.queue(base, E::ROUTING_KEY);
         Consumer::new(
             self.link.clone(),
@@ -112,13 +108,14 @@ impl Broker {
             queue,
             handler,
             self.service,
-            attached,
+            Flag::default(),
             self.publisher(),
         )
     }
 
-    /// `/ready` checks for the connection and for each consumer's flag.
-    pub fn readiness(&self, readiness: Readiness, consumers: &[Flag]) -> Readiness {
+    /// `/ready` checks for the connection and, named `consumer:<queue>`, for
+    /// each consumer's attachment ([`Consumer::attachment`]).
+    pub fn readiness(&self, readiness: Readiness, consumers: &[(String, Flag)]) -> Readiness {
         let mut readiness = readiness.with(
             "rabbitmq",
             BrokerCheck {
@@ -131,9 +128,9 @@ impl Broker {
                     .unwrap_or_default(),
             },
         );
-        for flag in consumers {
+        for (queue, flag) in consumers {
             readiness = readiness.with(
-                "consumer",
+                format!("consumer:{queue}"),
                 FlagCheck {
                     flag: flag.clone(),
                     when_down: "consumer not attached to its queue",

@@ -53,9 +53,9 @@ impl Foundation {
 
     /// What the service's port serves: `routes` (its API or its part of the
     /// timeline), `/health`, `/metrics`, and `/ready`, which checks
-    /// PostgreSQL, the broker connection and each consumer's `attached` flag;
+    /// PostgreSQL, the broker connection and each consumer's attachment;
     /// all behind the standard HTTP layers.
-    pub fn router(&self, routes: Router, consumers: &[Flag]) -> Router {
+    pub fn router(&self, routes: Router, consumers: &[(String, Flag)]) -> Router {
         let readiness = self.broker.readiness(
             Readiness::default().with("database", PostgresCheck(self.pool.clone())),
             consumers,

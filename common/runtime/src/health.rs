@@ -6,6 +6,7 @@
 //! 503 naming the failing one, so an orchestrator stops routing to a replica
 //! that cannot do its job. `/metrics` is Prometheus text.
 
+use std::borrow::Cow;
 use std::sync::{
     Arc, Mutex,
     atomic::{AtomicBool, Ordering},
@@ -130,12 +131,17 @@ impl ReadinessCheck for StartupProgress {
 /// The named checks behind `/ready`.
 #[derive(Clone, Default)]
 pub struct Readiness {
-    checks: Vec<(&'static str, Arc<dyn ReadinessCheck>)>,
+    checks: Vec<(Cow<'static, str>, Arc<dyn ReadinessCheck>)>,
 }
 
 impl Readiness {
-    pub fn with(mut self, name: &'static str, check: impl ReadinessCheck + 'static) -> Self {
-        self.checks.push((name, Arc::new(check)));
+    /// Adds the check `name` (a key of `/ready`'s `checks`; one per name).
+    pub fn with(
+        mut self,
+        name: impl Into<Cow<'static, str>>,
+        check: impl ReadinessCheck + 'static,
+    ) -> Self {
+        self.checks.push((name.into(), Arc::new(check)));
         self
     }
 
@@ -148,7 +154,7 @@ impl Readiness {
         let mut details = Map::new();
         for ((name, check), result) in self.checks.iter().zip(results) {
             if let Some(detail) = check.details() {
-                details.insert((*name).to_owned(), detail);
+                details.insert(name.to_string(), detail);
             }
             let value = match result {
                 Ok(()) => json!(check.note().unwrap_or_else(|| "ok".to_owned())),
@@ -157,7 +163,7 @@ impl Readiness {
                     json!(reason)
                 }
             };
-            report.insert((*name).to_owned(), value);
+            report.insert(name.to_string(), value);
         }
         (all_ok, report, details)
     }

@@ -5,7 +5,10 @@
 use std::time::Duration;
 
 use crate::support::{CONFIRMATION, TestApp, header};
-use contract::events::PaymentProcessed;
+use contract::{
+    events::PaymentProcessed,
+    names::{EMAIL_CANCELLATION_QUEUE, EMAIL_QUEUE, EMAIL_REFUND_QUEUE},
+};
 use test_support::SmtpSink;
 use test_support::fixtures::{payment_completed, payment_declined};
 use uuid::Uuid;
@@ -287,8 +290,13 @@ async fn readiness_reports_database_broker_and_consumer_and_stays_ready_while_sm
     assert_eq!(response.status(), 200);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["status"], "ready", "{body}");
-    for check in ["database", "rabbitmq", "consumer"] {
+    for check in ["database", "rabbitmq"] {
         assert_eq!(body["checks"][check], "ok", "{body}");
+    }
+    // One check per consumer, named by its queue.
+    for queue in [EMAIL_QUEUE, EMAIL_CANCELLATION_QUEUE, EMAIL_REFUND_QUEUE] {
+        let key = format!("consumer:{}", app.queue_name_of(queue));
+        assert_eq!(body["checks"][&key], "ok", "{key} in {body}");
     }
     assert!(
         body["checks"].get("smtp").is_none(),

@@ -168,6 +168,12 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
         }
     }
 
+    /// The queue's name and the flag set while this consumer is attached to
+    /// it: one `/ready` check ([`crate::broker::Broker::readiness`]).
+    pub fn attachment(&self) -> (String, Flag) {
+        (self.queue.name.clone(), self.attached.clone())
+    }
+
     /// Notes each retry scheduled and each delivery dead-lettered in the
     /// service's journal, under the message's `correlation_id` (the order).
     pub fn with_journal(mut self, journal: Journal) -> Self {

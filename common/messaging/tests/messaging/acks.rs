@@ -20,7 +20,7 @@ use messaging::{
     consumer::{Handler, HandlerError, Incoming},
     topology::{QueueSpec, Topology},
 };
-use runtime::health::{Flag, StartupProgress};
+use runtime::health::StartupProgress;
 use test_support::{self, BrokerCleanup, Metrics, eventually};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -79,8 +79,7 @@ impl Fixture {
         let broker = Broker::connect(settings.clone(), "acks-test", &StartupProgress::new("test"))
             .await
             .unwrap();
-        let consumer =
-            broker.consumer::<OrderCreated, _>(PAYMENT_QUEUE, handler.clone(), Flag::default());
+        let consumer = broker.consumer::<OrderCreated, _>(PAYMENT_QUEUE, handler.clone());
         let consumer = tokio::spawn(consumer.run(CancellationToken::new()));
         let observer = test_support::test_connection().await;
         test_support::wait_for_consumers(&observer, &queue.name, 1).await;

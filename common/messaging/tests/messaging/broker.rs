@@ -69,10 +69,9 @@ impl Service {
             .await
             .unwrap();
         let connected = broker.connected.clone();
-        let attached = Flag::default();
         let recorder = Arc::new(Recorder::default());
-        let consumer =
-            broker.consumer::<OrderCreated, _>(PAYMENT_QUEUE, recorder.clone(), attached.clone());
+        let consumer = broker.consumer::<OrderCreated, _>(PAYMENT_QUEUE, recorder.clone());
+        let attached = consumer.attached.clone();
         let mut tasks = Tasks::new();
         tasks.intake("consumer", move |stop| consumer.run(stop));
         let shutdown = CancellationToken::new();
