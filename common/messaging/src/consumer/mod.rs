@@ -169,7 +169,7 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
     }
 
     /// The queue's name and the flag set while this consumer is attached to
-    /// it: one `/ready` check ([`crate::broker::Broker::readiness`]).
+    /// it: one `/ready` check, named `consumer:<queue>` by the broker.
     pub fn attachment(&self) -> (String, Flag) {
         (self.queue.name.clone(), self.attached.clone())
     }
