@@ -1,6 +1,6 @@
 //! Orders and their lines.
 
-use std::collections::HashSet;
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use messaging::outbox::OutboxRow;
@@ -32,17 +32,22 @@ pub struct OrderWrite {
 }
 
 /// Orders, their lines and their outbox rows in one statement
-/// (data-modifying CTEs over `unnest`ed columns), with the units `taken`
-/// from the tracked products' stock (the rows `db::stock` locked). The
-/// lines of `tracked` products are marked `reserved`: they give their units
-/// back if the order is not paid. The lines' foreign key to their order is
-/// checked at the end of the statement, when the order rows exist.
-pub async fn insert_orders_with_events(
+/// (data-modifying CTEs over `unnest`ed columns), if the tracked products
+/// have the units for all of them; otherwise nothing at all. Answers
+/// whether they were stored.
+///
+/// The statement locks the tracked products' rows (`FOR UPDATE`, in id
+/// order, so two statements lock the same rows in the same order), checks
+/// the batch's demand against the stock it finds, and takes the units. Run
+/// on its own it is its own transaction, so a tracked product's row is
+/// locked from that check to the commit and no longer: one round trip.
+/// The lines of tracked products are marked `reserved`: they give their
+/// units back if the order is not paid. The lines' foreign key to their
+/// order is checked at the end of the statement, when the order rows exist.
+pub async fn insert_orders_if_stocked(
     conn: impl PgExecutor<'_>,
     writes: &[&OrderWrite],
-    tracked: &HashSet<i64>,
-    taken: &[(i64, i64)],
-) -> sqlx::Result<()> {
+) -> sqlx::Result<bool> {
     let orders = || writes.iter().map(|w| &w.order);
     let events = || writes.iter().map(|w| &w.event);
     let lines = || {
@@ -52,26 +57,47 @@ pub async fn insert_orders_with_events(
                 .map(move |(line_no, line)| (o.id, line_no, line))
         })
     };
-    sqlx::query(
-        "WITH new_orders AS ( \
+    let mut demand: BTreeMap<i64, i64> = BTreeMap::new();
+    for (_, _, line) in lines() {
+        *demand.entry(line.product_id).or_default() += i64::from(line.quantity);
+    }
+    sqlx::query_scalar(
+        "WITH locked AS ( \
+           SELECT id, stock FROM products WHERE id = ANY($21) AND stock IS NOT NULL \
+           ORDER BY id FOR UPDATE \
+         ), demand AS ( \
+           SELECT d.id, d.units, l.id IS NOT NULL AS tracked, l.stock \
+           FROM unnest($21::bigint[], $22::bigint[]) AS d(id, units) LEFT JOIN locked l USING (id) \
+         ), fits AS ( \
+           SELECT coalesce(bool_and(stock >= units), true) AS ok FROM demand WHERE tracked \
+         ), new_orders AS ( \
            INSERT INTO orders (id, user_id, user_email, status, total_amount, currency, \
                                processing_duration_ms, created_at, updated_at) \
            SELECT id, user_id, user_email, 'pending', total, currency, duration_ms, created_at, created_at \
            FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::numeric[], $5::text[], \
                        $6::float8[], $7::timestamptz[]) \
-             AS o(id, user_id, user_email, total, currency, duration_ms, created_at) \
+             AS o(id, user_id, user_email, total, currency, duration_ms, created_at), fits \
+           WHERE fits.ok \
          ), new_lines AS ( \
            INSERT INTO order_items (order_id, line_no, product_id, name, unit_price, quantity, line_total, \
                                     reserved) \
-           SELECT * FROM unnest($8::uuid[], $9::int[], $10::bigint[], $11::text[], $12::numeric[], \
-                                $13::int[], $14::numeric[], $21::bool[]) \
+           SELECT l.*, d.tracked \
+           FROM unnest($8::uuid[], $9::int[], $10::bigint[], $11::text[], $12::numeric[], \
+                       $13::int[], $14::numeric[]) \
+             AS l(order_id, line_no, product_id, name, unit_price, quantity, line_total) \
+           JOIN demand d ON d.id = l.product_id, fits \
+           WHERE fits.ok \
          ), taken AS ( \
-           UPDATE products SET stock = products.stock - t.units \
-           FROM unnest($22::bigint[], $23::bigint[]) AS t(id, units) \
-           WHERE products.id = ANY($22) AND products.id = t.id \
+           UPDATE products SET stock = products.stock - d.units \
+           FROM demand d, fits \
+           WHERE fits.ok AND d.tracked AND products.id = ANY($21) AND products.id = d.id \
+         ), new_events AS ( \
+           INSERT INTO outbox (id, routing_key, event_type, correlation_id, payload, traceparent) \
+           SELECT e.* FROM unnest($15::uuid[], $16::text[], $17::text[], $18::uuid[], $19::text[], \
+                                  $20::text[]) AS e, fits \
+           WHERE fits.ok \
          ) \
-         INSERT INTO outbox (id, routing_key, event_type, correlation_id, payload, traceparent) \
-         SELECT * FROM unnest($15::uuid[], $16::text[], $17::text[], $18::uuid[], $19::text[], $20::text[])",
+         SELECT ok FROM fits",
     )
     .bind(orders().map(|o| o.id).collect::<Vec<_>>())
     .bind(orders().map(|o| o.user_id).collect::<Vec<_>>())
@@ -93,16 +119,10 @@ pub async fn insert_orders_with_events(
     .bind(events().map(|e| e.correlation_id).collect::<Vec<_>>())
     .bind(events().map(|e| e.payload.as_str()).collect::<Vec<_>>())
     .bind(events().map(|e| e.traceparent.as_deref()).collect::<Vec<_>>())
-    .bind(
-        lines()
-            .map(|(_, _, l)| tracked.contains(&l.product_id))
-            .collect::<Vec<_>>(),
-    )
-    .bind(taken.iter().map(|(id, _)| *id).collect::<Vec<_>>())
-    .bind(taken.iter().map(|(_, units)| *units).collect::<Vec<_>>())
-    .execute(conn)
-    .await?;
-    Ok(())
+    .bind(demand.keys().copied().collect::<Vec<_>>())
+    .bind(demand.values().copied().collect::<Vec<_>>())
+    .fetch_one(conn)
+    .await
 }
 
 #[derive(sqlx::FromRow)]

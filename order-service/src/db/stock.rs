@@ -2,12 +2,12 @@
 //! back, and the operator's view of it.
 //!
 //! A product with `stock IS NULL` is not tracked. A tracked product's row is
-//! locked (`FOR UPDATE`) by the transaction that stores orders for it, so
-//! concurrent checkouts take its units one transaction after the other and
-//! can never sell more than there is. The lock is held until that
-//! transaction commits: every checkout of the product waits for the one
-//! before it, which is why checkouts arriving together share one transaction
-//! ([`InsertOrders`]).
+//! locked (`FOR UPDATE`) by whatever stores orders for it, until that
+//! transaction commits, so concurrent checkouts take its units one after the
+//! other and can never sell more than there is. Every checkout of the
+//! product waits for the one before it, which is why checkouts arriving
+//! together share one statement ([`InsertOrders`]), and why that statement
+//! is its own transaction whenever the stock covers them all.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -15,7 +15,7 @@ use messaging::db::batch::BatchStatement;
 use sqlx::{PgConnection, PgExecutor, PgPool};
 use uuid::Uuid;
 
-use super::orders::{OrderWrite, insert_orders_with_events};
+use super::orders::{OrderWrite, insert_orders_if_stocked};
 
 /// Too few units of some products for a checkout: the units available of
 /// each of them.
@@ -49,27 +49,26 @@ pub async fn store_orders(
     .into_iter()
     .collect();
 
-    let (outcomes, taken) = allocate(writes, &levels);
+    let outcomes = allocate(writes, &levels);
     let accepted: Vec<&OrderWrite> = writes
         .iter()
         .zip(&outcomes)
         .filter_map(|(w, o)| o.is_ok().then_some(w))
         .collect();
-    if !accepted.is_empty() {
-        let tracked: HashSet<i64> = levels.keys().copied().collect();
-        insert_orders_with_events(&mut *tx, &accepted, &tracked, &taken).await?;
+    if !accepted.is_empty() && !insert_orders_if_stocked(&mut *tx, &accepted).await? {
+        // The rows are locked by this transaction since they were read.
+        return Err(sqlx::Error::Protocol(
+            "the stock of a locked product changed under its lock".into(),
+        ));
     }
     Ok(outcomes)
 }
 
-/// Each order's outcome, and the units taken per product.
-type Allocation = (Vec<Result<(), Shortage>>, Vec<(i64, i64)>);
-
 /// Which orders the stock `levels` (tracked products only) covers, first
-/// come first served, and the units taken per product.
-fn allocate(writes: &[OrderWrite], levels: &HashMap<i64, i64>) -> Allocation {
+/// come first served.
+fn allocate(writes: &[OrderWrite], levels: &HashMap<i64, i64>) -> Vec<Result<(), Shortage>> {
     let mut left = levels.clone();
-    let outcomes = writes
+    writes
         .iter()
         .map(|write| {
             let lines = &write.order.priced.lines;
@@ -90,13 +89,7 @@ fn allocate(writes: &[OrderWrite], levels: &HashMap<i64, i64>) -> Allocation {
             }
             Ok(())
         })
-        .collect();
-    let taken = levels
-        .iter()
-        .map(|(id, start)| (*id, start - left[id]))
-        .filter(|(_, units)| *units > 0)
-        .collect();
-    (outcomes, taken)
+        .collect()
 }
 
 /// Gives back the units the orders' lines took (`order_items.reserved`).
@@ -124,9 +117,10 @@ pub async fn levels(conn: impl PgExecutor<'_>) -> sqlx::Result<HashMap<i64, i64>
         .map(|rows| rows.into_iter().collect())
 }
 
-/// [`store_orders`] for concurrent checkouts (`messaging::db::batch`): the
-/// checkouts in flight together share one transaction, and so one wait for
-/// a tracked product's row lock and one commit.
+/// The checkouts in flight together (`messaging::db::batch`) stored in one
+/// statement, which is its own transaction, and so one wait for a tracked
+/// product's row lock and one commit. Only when the stock does not cover
+/// them all are they served in turn ([`store_orders`]).
 pub struct InsertOrders;
 
 #[async_trait::async_trait]
@@ -150,6 +144,10 @@ impl BatchStatement for InsertOrders {
         pool: &PgPool,
         writes: &[OrderWrite],
     ) -> sqlx::Result<Vec<Result<(), Shortage>>> {
+        let all: Vec<&OrderWrite> = writes.iter().collect();
+        if insert_orders_if_stocked(pool, &all).await? {
+            return Ok(vec![Ok(()); writes.len()]);
+        }
         let mut tx = pool.begin().await?;
         let outcomes = store_orders(&mut tx, writes).await?;
         tx.commit().await?;
@@ -171,7 +169,7 @@ mod tests {
             write_of(&[(2, 1)]),
         ];
         let levels = HashMap::from([(1, 4), (2, 5)]);
-        let (outcomes, mut taken) = allocate(&writes, &levels);
+        let outcomes = allocate(&writes, &levels);
         assert_eq!(outcomes[0], Ok(()));
         assert_eq!(
             outcomes[1],
@@ -182,7 +180,5 @@ mod tests {
         // Product 3 is not tracked: any quantity.
         assert_eq!(outcomes[2], Ok(()));
         assert_eq!(outcomes[3], Ok(()));
-        taken.sort();
-        assert_eq!(taken, vec![(1, 4), (2, 1)]);
     }
 }

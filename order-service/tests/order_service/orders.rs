@@ -346,7 +346,7 @@ async fn concurrent_checkouts_each_store_exactly_their_own_lines_and_event() {
 /// whole.
 #[tokio::test]
 async fn the_checkout_insert_scans_no_table_even_with_generic_plans() {
-    use order_service::db::stock::store_orders;
+    use order_service::db::{orders::insert_orders_if_stocked, stock::store_orders};
     let app = TestApp::spawn().await;
     let mut tx = app.pool.begin().await.unwrap();
     sqlx::query("SET LOCAL plan_cache_mode = force_generic_plan")
@@ -362,13 +362,17 @@ async fn the_checkout_insert_scans_no_table_even_with_generic_plans() {
             .await
             .unwrap();
         assert_eq!(stored, [Ok(())]);
+        // The batch's usual path: the same statement without the lock taken
+        // before it.
+        let write = helpers::order_write(n);
+        assert!(insert_orders_if_stocked(&mut *tx, &[&write]).await.unwrap());
     }
     let after = sequential_scans(&mut tx).await;
     let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM order_items")
         .fetch_one(&mut *tx)
         .await
         .unwrap();
-    assert_eq!(stored, 16, "two lines per order");
+    assert_eq!(stored, 32, "two lines per order");
     assert_eq!(
         before, after,
         "sequential scans per table, before and after"

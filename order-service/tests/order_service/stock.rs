@@ -198,3 +198,70 @@ async fn the_second_of_two_transactions_for_the_last_unit_waits_and_finds_none()
     assert_eq!(app.stock(1).await, Some(0));
     app.stop().await;
 }
+
+/// Checkouts arriving together are stored by one statement only if the
+/// stock covers all of them; otherwise it stores and takes nothing, not
+/// even the units of the products that would have fitted.
+#[tokio::test]
+async fn one_statement_stores_a_batch_only_if_the_stock_covers_all_of_it() {
+    use order_service::db::orders::insert_orders_if_stocked;
+    let app = TestApp::spawn().await;
+    app.set_stock(1, Some(10)).await;
+    app.set_stock(2, Some(1)).await;
+    // Each order: one unit of product 1 and one of product 2.
+    let batch = [
+        crate::helpers::order_write(1),
+        crate::helpers::order_write(2),
+    ];
+
+    let stored = insert_orders_if_stocked(&app.pool, &batch.iter().collect::<Vec<_>>())
+        .await
+        .unwrap();
+    assert!(!stored, "two units of product 2 asked, one left");
+    assert_eq!(app.stock(1).await, Some(10));
+    assert_eq!(app.stock(2).await, Some(1));
+    assert_eq!(count(&app, "SELECT count(*) FROM orders").await, 0);
+    assert_eq!(count(&app, "SELECT count(*) FROM outbox").await, 0);
+
+    let stored = insert_orders_if_stocked(&app.pool, &[&batch[0]])
+        .await
+        .unwrap();
+    assert!(stored);
+    assert_eq!(app.stock(1).await, Some(9));
+    assert_eq!(app.stock(2).await, Some(0));
+    assert_eq!(
+        count(&app, "SELECT count(*) FROM order_items WHERE reserved").await,
+        2
+    );
+    app.stop().await;
+}
+
+/// The one-statement store waits for a transaction holding the product's
+/// row and then sees the units it took: it stores nothing, and does not
+/// take a unit that is gone.
+#[tokio::test]
+async fn one_statement_waits_for_the_rows_lock_and_then_finds_the_last_unit_gone() {
+    use order_service::db::{orders::insert_orders_if_stocked, stock::store_orders};
+    let app = TestApp::spawn().await;
+    app.set_stock(1, Some(1)).await;
+
+    let mut first = app.pool.begin().await.unwrap();
+    let stored = store_orders(&mut first, &[crate::helpers::order_write(1)])
+        .await
+        .unwrap();
+    assert_eq!(stored, [Ok(())]);
+
+    let pool = app.pool.clone();
+    let second = tokio::spawn(async move {
+        let write = crate::helpers::order_write(2);
+        insert_orders_if_stocked(&pool, &[&write]).await
+    });
+    app.wait_for_a_lock_waiter().await;
+    first.commit().await.unwrap();
+
+    let stored = second.await.unwrap().expect("a shortage is not an error");
+    assert!(!stored);
+    assert_eq!(app.stock(1).await, Some(0));
+    assert_eq!(count(&app, "SELECT count(*) FROM orders").await, 1);
+    app.stop().await;
+}
