@@ -8,7 +8,13 @@
 //! them, in either direction: a half-open link, where the peer is silent and
 //! never closes. New connections are forwarded as before.
 
-use std::net::SocketAddr;
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+};
 
 use tokio::{
     net::{TcpListener, TcpStream},
@@ -26,6 +32,8 @@ pub struct FaultProxy {
     /// Raised by each [`FaultProxy::freeze`]: connections opened before it
     /// stop forwarding.
     frozen: watch::Sender<u64>,
+    /// Connections accepted so far.
+    accepted: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -42,14 +50,29 @@ impl FaultProxy {
         let port = listener.local_addr().unwrap().port();
         let (up, _) = watch::channel(true);
         let (frozen, _) = watch::channel(0);
-        let task = tokio::spawn(serve(listener, target, up.clone(), frozen.clone()));
+        let accepted = Arc::new(AtomicU64::new(0));
+        let task = tokio::spawn(serve(
+            listener,
+            target,
+            up.clone(),
+            frozen.clone(),
+            accepted.clone(),
+        ));
         Self {
             ip,
             port,
             up,
             frozen,
+            accepted,
             task,
         }
+    }
+
+    /// How many connections the proxy has accepted so far: a client that
+    /// replaced its connection shows here even if its flags were down too
+    /// briefly to be seen.
+    pub fn connections_accepted(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
     }
 
     /// Stops forwarding on every open connection, without closing any: each
@@ -87,6 +110,7 @@ async fn serve(
     target: SocketAddr,
     up: watch::Sender<bool>,
     frozen: watch::Sender<u64>,
+    count: Arc<AtomicU64>,
 ) {
     let address = listener.local_addr().unwrap();
     let mut state = up.subscribe();
@@ -94,6 +118,7 @@ async fn serve(
         tokio::select! {
             accepted = listener.accept() => {
                 let Ok((client, _)) = accepted else { continue };
+                count.fetch_add(1, Ordering::Relaxed);
                 tokio::spawn(forward(client, target, up.subscribe(), frozen.subscribe()));
             }
             _ = state.wait_for(|up| !*up) => {}
