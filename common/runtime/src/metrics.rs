@@ -81,6 +81,11 @@ pub fn service_info(service: &'static str) {
         .set(1.0);
 }
 
+/// `service_ready 1` while every `/ready` check passes, else 0.
+pub fn record_ready(ready: bool) {
+    ::metrics::gauge!("service_ready").set(if ready { 1.0 } else { 0.0 });
+}
+
 /// This process's identity: `$HOSTNAME` (else the kernel's host name), a
 /// dash, and the process id.
 pub fn replica() -> String {
@@ -110,6 +115,18 @@ fn describe() {
     describe_gauge!(
         "service_info",
         "1 per running service process; labels service and version"
+    );
+    describe_gauge!(
+        "service_ready",
+        "1 while every /ready check passes, else 0 (as of the last scrape)"
+    );
+    describe_gauge!(
+        "db_pool_connections_in_use",
+        "Connections of the service's PostgreSQL pool taken by a statement now"
+    );
+    describe_gauge!(
+        "db_pool_max_connections",
+        "The most connections the service's PostgreSQL pool opens (DATABASE_MAX_CONNECTIONS)"
     );
     // HTTP (runtime::http)
     describe_counter!(

@@ -13,7 +13,7 @@ use e2e::Pipeline;
 use serde_json::json;
 use test_support::{Metrics, QueueCounts, eventually};
 
-use contract::names::{EMAIL_QUEUE, ORDER_QUEUE, PAYMENT_QUEUE};
+use contract::names::{EMAIL_QUEUE, ORDER_QUEUE, PAYMENT_QUEUE, WORK_QUEUES};
 
 /// The queues a checkout goes through.
 const QUEUES: [&str; 3] = [PAYMENT_QUEUE, EMAIL_QUEUE, ORDER_QUEUE];
@@ -196,4 +196,45 @@ fn assert_outbox(before: &Metrics, after: &Metrics, app: &str, published: f64) {
         after.has("outbox_oldest_pending_age_seconds", &label),
         "{app} oldest pending age gauge"
     );
+}
+
+/// A dashboard panel over a counter that has not moved yet shows 0, not "no
+/// data": a fresh pipeline already has its consumers' outcome and restart
+/// counters and its restarts at 0. Each scrape also says whether the
+/// service is ready and how busy its database pool is (the alert rules'
+/// `service_ready` and `db_pool_*`).
+#[tokio::test]
+async fn a_fresh_pipeline_shows_its_counters_at_zero_its_readiness_and_its_pool() {
+    let pipeline = Pipeline::start().await;
+    let prefix = pipeline.amqp.prefix.clone();
+    let metrics = pipeline.metrics(&pipeline.order_service).await;
+    for base in WORK_QUEUES {
+        let queue = format!("{prefix}{base}");
+        for outcome in ["acked", "retried", "parked", "requeued"] {
+            let labels = [("queue", queue.as_str()), ("outcome", outcome)];
+            assert!(
+                metrics.has("messages_processed_total", &labels),
+                "{labels:?}"
+            );
+            assert_eq!(metrics.sum("messages_processed_total", &labels), 0.0);
+        }
+        assert!(metrics.has("consumer_restarts_total", &[("queue", &queue)]));
+        assert_eq!(
+            metrics.sum("consumer_restarts_total", &[("queue", &queue)]),
+            0.0
+        );
+    }
+    for service in [
+        &pipeline.gateway,
+        &pipeline.order_service,
+        &pipeline.payment_service,
+        &pipeline.email_service,
+    ] {
+        let metrics = pipeline.metrics(service).await;
+        assert_eq!(metrics.sum("service_ready", &[]), 1.0, "{service}");
+    }
+    let metrics = pipeline.metrics(&pipeline.payment_service).await;
+    assert!(metrics.sum("db_pool_max_connections", &[]) >= 1.0);
+    assert!(metrics.has("db_pool_connections_in_use", &[]));
+    pipeline.stop().await;
 }

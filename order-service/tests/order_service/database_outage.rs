@@ -32,6 +32,12 @@ async fn a_checkout_during_a_database_outage_is_a_503_with_retry_after_and_store
         "no internals leak: {problem}"
     );
     assert_eq!(ready.status(), 503, "not ready while the database is down");
+    let metrics = test_support::Metrics::parse(&app.get("/metrics").await.text().await.unwrap());
+    assert_eq!(
+        metrics.sum("service_ready", &[]),
+        0.0,
+        "the scrape says so too"
+    );
 
     proxy.restore();
     eventually(

@@ -154,6 +154,7 @@ impl<E: Event, H: Handler<E>> Consumer<E, H> {
         attached: Flag,
         publisher: Publisher,
     ) -> Self {
+        process::register_counters(&queue.name);
         Self {
             topology: Topology::new(&settings),
             publisher,

@@ -52,6 +52,34 @@ enum Outcome {
     Requeued,
 }
 
+impl Outcome {
+    const ALL: [Outcome; 4] = [
+        Outcome::Acked,
+        Outcome::Retried,
+        Outcome::Parked,
+        Outcome::Requeued,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Outcome::Acked => "acked",
+            Outcome::Retried => "retried",
+            Outcome::Parked => "parked",
+            Outcome::Requeued => "requeued",
+        }
+    }
+}
+
+/// Registers the queue's outcome and restart counters at 0, so that a
+/// dashboard shows 0 for them, not "no data", until the first one happens.
+pub(super) fn register_counters(queue: &str) {
+    for outcome in Outcome::ALL {
+        metrics::counter!("messages_processed_total", "queue" => queue.to_owned(), "outcome" => outcome.label())
+            .absolute(0);
+    }
+    metrics::counter!("consumer_restarts_total", "queue" => queue.to_owned()).absolute(0);
+}
+
 impl<H> ProcessContext<H> {
     pub(super) async fn process<E: Event>(self, delivery: Delivery)
     where
@@ -127,12 +155,7 @@ impl<H> ProcessContext<H> {
             self.note_in_journal(&delivery, outcome, attempt, reason)
                 .await;
         }
-        let label = match outcome {
-            Outcome::Acked => "acked",
-            Outcome::Retried => "retried",
-            Outcome::Parked => "parked",
-            Outcome::Requeued => "requeued",
-        };
+        let label = outcome.label();
         metrics::counter!("messages_processed_total", "queue" => queue.clone(), "outcome" => label)
             .increment(1);
         metrics::histogram!("message_processing_seconds", "queue" => queue.clone(), "outcome" => label)

@@ -10,17 +10,7 @@ use super::{read, workspace};
 fn the_dashboard_uses_only_metrics_the_code_records() {
     let dashboard: Value =
         serde_json::from_str(&read("deploy/grafana/dashboards/checkout-pipeline.json")).unwrap();
-    let mut recorded = BTreeSet::new();
-    for dir in [
-        "common/runtime/src",
-        "common/messaging/src",
-        "gateway/src",
-        "order-service/src",
-        "payment-service/src",
-        "email-service/src",
-    ] {
-        collect_recorded_metrics(&workspace().join(dir), &mut recorded);
-    }
+    let recorded = recorded_metrics();
     assert!(recorded.contains("http_requests_total"), "{recorded:?}");
     let mut used = BTreeSet::new();
     for panel in dashboard["panels"].as_array().unwrap() {
@@ -45,6 +35,22 @@ fn the_dashboard_uses_only_metrics_the_code_records() {
     }
 }
 
+/// The metric names the services' code records.
+pub(super) fn recorded_metrics() -> BTreeSet<String> {
+    let mut recorded = BTreeSet::new();
+    for dir in [
+        "common/runtime/src",
+        "common/messaging/src",
+        "gateway/src",
+        "order-service/src",
+        "payment-service/src",
+        "email-service/src",
+    ] {
+        collect_recorded_metrics(&workspace().join(dir), &mut recorded);
+    }
+    recorded
+}
+
 /// Names in `counter!("…"`, `gauge!("…"` and `histogram!("…"` calls.
 fn collect_recorded_metrics(dir: &Path, names: &mut BTreeSet<String>) {
     for entry in std::fs::read_dir(dir).unwrap() {
@@ -67,7 +73,7 @@ fn collect_recorded_metrics(dir: &Path, names: &mut BTreeSet<String>) {
 
 /// The metric names in a PromQL expression: identifiers that are neither
 /// functions, keywords nor label names (`by (…)`, `{…}` and `[…]` removed).
-fn metric_names(expr: &str) -> BTreeSet<String> {
+pub(super) fn metric_names(expr: &str) -> BTreeSet<String> {
     let mut text = String::new();
     let mut depth_brace = 0;
     let mut depth_bracket = 0;
@@ -81,8 +87,16 @@ fn metric_names(expr: &str) -> BTreeSet<String> {
             c => text.push(c),
         }
     }
-    // Label lists of aggregations: `by (a, b)`, `without (a)`.
-    for keyword in ["by", "without"] {
+    // Label lists of aggregations (`by (a, b)`, `without (a)`) and of
+    // vector matching (`on (a)`, `ignoring (a)`, `group_left (a)`).
+    for keyword in [
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+    ] {
         while let Some(at) = text.find(&format!("{keyword} (")) {
             let end = text[at..].find(')').unwrap() + at;
             text.replace_range(at..=end, " ");
@@ -99,7 +113,8 @@ fn metric_names(expr: &str) -> BTreeSet<String> {
             }
             let word: String = chars[start..i].iter().collect();
             let next = chars[i..].iter().find(|c| !c.is_whitespace());
-            if next != Some(&'(') {
+            let operator = ["and", "or", "unless", "bool", "offset"].contains(&word.as_str());
+            if next != Some(&'(') && !operator {
                 names.insert(word);
             }
         } else {
@@ -112,13 +127,15 @@ fn metric_names(expr: &str) -> BTreeSet<String> {
 #[test]
 fn promql_metric_names_are_found() {
     let names = metric_names(
-        r#"histogram_quantile(0.95, sum by (service, le) (rate(http_request_duration_seconds_bucket{status=~"5.."}[5m]))) / max by (app) (outbox_pending_events)"#,
+        r#"histogram_quantile(0.95, sum by (service, le) (rate(http_request_duration_seconds_bucket{status=~"5.."}[5m]))) / max by (app) (outbox_pending_events) > 0 or max(smtp_up) == bool 0 and on (service) up"#,
     );
     assert_eq!(
         names,
         BTreeSet::from([
             "http_request_duration_seconds_bucket".to_owned(),
-            "outbox_pending_events".to_owned()
+            "outbox_pending_events".to_owned(),
+            "smtp_up".to_owned(),
+            "up".to_owned(),
         ])
     );
 }

@@ -19,13 +19,16 @@
 //!   and no other's; and each service's RabbitMQ and PostgreSQL user and
 //!   password are the ones provisioned;
 //! - `.env.example` lists every variable compose interpolates, with its default;
-//! - the Grafana dashboard uses only metric names the code records.
+//! - the Grafana dashboard uses only metric names the code records;
+//! - the alert rules and Alertmanager's configuration pass promtool and
+//!   amtool, and the rules their unit tests ([`alerts`]).
 //!
 //! This module holds the compose reader and the environment checks; the
-//! others are in [`docker`], [`rabbitmq`] and [`dashboard`]. What the
+//! others are in [`docker`], [`rabbitmq`], [`dashboard`] and [`alerts`]. What the
 //! Kubernetes checks read alike (the files, the child process that reads a
 //! configuration) is in [`crate::deployment`].
 
+mod alerts;
 mod dashboard;
 mod docker;
 mod rabbitmq;
