@@ -10,6 +10,7 @@
 #   scripts/rabbitmq-nodes.sh boot I      # start node I alone, or again after a kill or halt
 #   scripts/rabbitmq-nodes.sh halt I      # stop node I cleanly, keeping its data (boot restarts it)
 #   scripts/rabbitmq-nodes.sh port I      # node I's AMQP port
+#   scripts/rabbitmq-nodes.sh metrics-port I  # its rabbitmq_prometheus port, when enabled
 #   scripts/rabbitmq-nodes.sh eval I EXPR # an Erlang expression on node I (test settings)
 #   scripts/rabbitmq-nodes.sh ctl I ARGS  # rabbitmqctl ARGS on node I (queue members, say)
 #   scripts/rabbitmq-nodes.sh stop [I]    # stop node I (or every node), delete its data
@@ -20,6 +21,9 @@
 # /usr/lib/rabbitmq/bin (not the /usr/sbin wrappers, which switch user and
 # drop this environment), so it runs as the invoking user with that user's
 # Erlang cookie. guest/guest may log in from anywhere (loopback only here).
+# RABBITMQ_NODE_PLUGINS (e.g. rabbitmq_prometheus) lists the plugins a node
+# booted from a clean directory enables; rabbitmq_prometheus then serves on
+# 127.0.0.1:1569<I>.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -29,11 +33,17 @@ BASE="$PWD/target/rabbitmq"
 node_env() {
     local i=$1 dir="$BASE/rq$1"
     mkdir -p "$dir/mnesia" "$dir/log"
-    [[ -f "$dir/enabled_plugins" ]] || echo '[].' > "$dir/enabled_plugins"
+    [[ -f "$dir/enabled_plugins" ]] || echo "[${RABBITMQ_NODE_PLUGINS:-}]." > "$dir/enabled_plugins"
     cat > "$dir/rabbitmq.conf" <<EOF
 listeners.tcp.default = 127.0.0.1:$(port "$i")
 loopback_users = none
 EOF
+    # Only a node with the plugin knows these settings (unknown ones stop
+    # a node from booting).
+    if [[ ${RABBITMQ_NODE_PLUGINS:-} == *rabbitmq_prometheus* ]]; then
+        printf 'prometheus.tcp.port = %s\nprometheus.tcp.ip = 127.0.0.1\n' \
+            "$(metrics_port "$i")" >> "$dir/rabbitmq.conf"
+    fi
     export RABBITMQ_NODENAME="rq$i@localhost"
     export RABBITMQ_NODE_PORT="$(port "$i")"
     export RABBITMQ_DIST_PORT="$((25680 + i))"
@@ -45,6 +55,7 @@ EOF
 }
 
 port() { echo "$((5680 + $1))"; }
+metrics_port() { echo "$((15690 + $1))"; }
 ctl() { local i=$1; shift; "$BIN/rabbitmqctl" -q -n "rq$i@localhost" "$@"; }
 
 boot() {
@@ -71,6 +82,7 @@ kill) kill -9 "$(cat "$BASE/rq${2:?node}/pid")" ;;
 boot) boot "${2:?node}" ;;
 halt) ctl "${2:?node}" stop "$BASE/rq$2/pid" >/dev/null ;;
 port) port "${2:?node}" ;;
+metrics-port) metrics_port "${2:?node}" ;;
 eval) ctl "${2:?node}" eval "${3:?Erlang expression}" >/dev/null ;;
 ctl) shift && ctl "${1:?node}" "${@:2}" ;;
 stop)

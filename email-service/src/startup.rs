@@ -57,6 +57,7 @@ impl runtime::service::Service for Application {
             settings.amqp.clone(),
         )
         .await?;
+        register_counters();
         Ok(Self {
             foundation,
             mailer,
@@ -115,4 +116,22 @@ impl runtime::service::Service for Application {
         });
         foundation.run(router, tasks, shutdown).await
     }
+}
+
+/// The service's counters at 0 from the start, so that a dashboard shows 0
+/// rather than "no data" until the first email moves them.
+fn register_counters() {
+    for kind in crate::email::Kind::ALL {
+        for status in ["sent", "failed", "deferred"] {
+            metrics::counter!("emails_total", "kind" => kind.as_str(), "status" => status)
+                .increment(0);
+        }
+    }
+    for counter in [
+        "emails_resent_unrecorded_total",
+        "smtp_connections_opened_total",
+    ] {
+        metrics::counter!(counter).increment(0);
+    }
+    metrics::counter!("duplicate_deliveries_total", "consumer" => SERVICE).increment(0);
 }

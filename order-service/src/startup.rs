@@ -6,7 +6,7 @@ use std::{sync::Arc, time::Duration};
 use anyhow::Context;
 
 use contract::{
-    events::{PaymentProcessed, RefundProcessed},
+    events::{CancelReason, PaymentProcessed, PaymentStatus, RefundProcessed},
     names::{ORDER_QUEUE, ORDER_REFUND_QUEUE},
 };
 use messaging::{
@@ -65,6 +65,7 @@ impl runtime::service::Service for Application {
             settings.amqp.clone(),
         )
         .await?;
+        register_counters();
         let catalog = Catalog::load(&foundation.pool)
             .await
             .context("cannot read the catalog")?;
@@ -149,4 +150,23 @@ async fn insert_pool(database: &DatabaseSettings) -> anyhow::Result<PgPool> {
     messaging::db::connect(&settings, Plans::Cached)
         .await
         .context("connecting the checkout insert's pool")
+}
+
+/// The service's counters at 0 from the start, so that a dashboard shows 0
+/// rather than "no data" until the first order moves them.
+fn register_counters() {
+    for counter in [
+        "orders_created_total",
+        "orders_expired_total",
+        "late_charges_total",
+        "orders_refunded_total",
+    ] {
+        metrics::counter!(counter).increment(0);
+    }
+    for status in [PaymentStatus::Completed, PaymentStatus::Failed] {
+        metrics::counter!("orders_settled_total", "payment_status" => status.as_str()).increment(0);
+    }
+    let customer = CancelReason::Customer.as_str();
+    metrics::counter!("orders_cancelled_total", "reason" => customer).increment(0);
+    metrics::counter!("duplicate_deliveries_total", "consumer" => SERVICE).increment(0);
 }

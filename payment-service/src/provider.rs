@@ -15,6 +15,10 @@
 //! Every call waits `PAYMENT_DELAY_MS`, like the seed's `sleep(1)`.
 
 use contract::events::{OrderCreated, RefundRequested};
+
+/// Why a charge is declined: `card_declined` (a `+decline` address),
+/// `amount_exceeds_limit` (above `PAYMENT_DECLINE_ABOVE`).
+pub const DECLINE_REASONS: [&str; 2] = ["card_declined", "amount_exceeds_limit"];
 use uuid::Uuid;
 
 use crate::config::ProviderSettings;
@@ -74,12 +78,12 @@ impl Provider {
         flaky(local_part, attempt)?;
         if local_part.ends_with("+decline") {
             return Ok(Charge::Declined {
-                reason: "card_declined",
+                reason: DECLINE_REASONS[0],
             });
         }
         if order.total_amount > self.settings.decline_above {
             return Ok(Charge::Declined {
-                reason: "amount_exceeds_limit",
+                reason: DECLINE_REASONS[1],
             });
         }
         Ok(Charge::Approved {

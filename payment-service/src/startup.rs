@@ -54,6 +54,7 @@ impl runtime::service::Service for Application {
             settings.amqp.clone(),
         )
         .await?;
+        register_counters();
         Ok(Self {
             foundation,
             settings,
@@ -102,4 +103,15 @@ impl runtime::service::Service for Application {
         });
         foundation.run(router, tasks, shutdown).await
     }
+}
+
+/// The service's counters at 0 from the start, so that a dashboard shows 0
+/// rather than "no data" until the first payment moves them.
+fn register_counters() {
+    metrics::counter!("payments_total", "status" => "completed", "reason" => "none").increment(0);
+    for reason in crate::provider::DECLINE_REASONS {
+        metrics::counter!("payments_total", "status" => "failed", "reason" => reason).increment(0);
+    }
+    metrics::counter!("refunds_total").increment(0);
+    metrics::counter!("duplicate_deliveries_total", "consumer" => SERVICE).increment(0);
 }

@@ -117,6 +117,10 @@ pub struct Relay {
 
 impl Relay {
     pub fn new(pool: PgPool, publisher: Publisher, exchange: String, app_id: &'static str) -> Self {
+        // At 0 from the start: a dashboard shows 0, not "no data".
+        for counter in ["outbox_published_total", "outbox_publish_failures_total"] {
+            metrics::counter!(counter, "app" => app_id).increment(0);
+        }
         Self {
             pool,
             publisher,

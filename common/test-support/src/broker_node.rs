@@ -16,9 +16,15 @@ const SCRIPT: &str = concat!(
 );
 
 fn nodes(args: &[&str]) -> String {
+    nodes_with(args, &[])
+}
+
+/// `scripts/rabbitmq-nodes.sh args…` with `env` added; its output.
+fn nodes_with(args: &[&str], env: &[(&str, &str)]) -> String {
     let output = Command::new("bash")
         .arg(SCRIPT)
         .args(args)
+        .envs(env.iter().copied())
         .output()
         .expect("bash runs scripts/rabbitmq-nodes.sh");
     assert!(
@@ -36,6 +42,23 @@ impl BrokerNode {
         nodes(&["stop", &index.to_string()]);
         nodes(&["boot", &index.to_string()]);
         Self { index }
+    }
+
+    /// [`BrokerNode::boot`] with `plugins` enabled; `rabbitmq_prometheus`
+    /// then serves on [`BrokerNode::metrics_address`].
+    pub fn boot_with_plugins(index: u32, plugins: &[&str]) -> Self {
+        nodes(&["stop", &index.to_string()]);
+        nodes_with(
+            &["boot", &index.to_string()],
+            &[("RABBITMQ_NODE_PLUGINS", &plugins.join(","))],
+        );
+        Self { index }
+    }
+
+    /// `127.0.0.1:<port>` of the node's rabbitmq_prometheus listener.
+    pub fn metrics_address(&self) -> String {
+        let port = nodes(&["metrics-port", &self.index.to_string()]);
+        format!("127.0.0.1:{port}")
     }
 
     /// `amqp://guest:guest@127.0.0.1:<port>/%2f`

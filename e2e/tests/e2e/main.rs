@@ -15,6 +15,7 @@ mod layout;
 mod least_privilege;
 mod metrics;
 mod postgres_crash;
+mod prometheus;
 mod repository;
 mod saga;
 mod saga_faults;

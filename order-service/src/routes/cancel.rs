@@ -35,7 +35,7 @@ pub async fn cancel_order(
         Cancellation::NotFound => return Err(ApiError::NotFound(format!("no order {order_id}"))),
         Cancellation::NotCancellable(status) => return Err(ApiError::NotCancellable(status)),
         Cancellation::Cancelled => {
-            metrics::counter!("orders_cancelled_total", "reason" => "customer").increment(1);
+            metrics::counter!("orders_cancelled_total", "reason" => contract::events::CancelReason::Customer.as_str()).increment(1);
             tracing::info!(%order_id, "order cancelled by the customer");
             StatusCode::OK
         }

@@ -70,14 +70,21 @@ impl Outcome {
     }
 }
 
-/// Registers the queue's outcome and restart counters at 0, so that a
-/// dashboard shows 0 for them, not "no data", until the first one happens.
+/// Registers the queue's counters, so that a dashboard shows 0 for them,
+/// not "no data", until the first one moves. (Adding 0 keeps the counts of
+/// a consumer rebuilt in the same process.)
 pub(super) fn register_counters(queue: &str) {
     for outcome in Outcome::ALL {
         metrics::counter!("messages_processed_total", "queue" => queue.to_owned(), "outcome" => outcome.label())
-            .absolute(0);
+            .increment(0);
     }
-    metrics::counter!("consumer_restarts_total", "queue" => queue.to_owned()).absolute(0);
+    for counter in [
+        "messages_consumed_total",
+        "consumer_restarts_total",
+        "acks_not_sent_total",
+    ] {
+        metrics::counter!(counter, "queue" => queue.to_owned()).increment(0);
+    }
 }
 
 impl<H> ProcessContext<H> {

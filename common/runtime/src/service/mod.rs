@@ -104,7 +104,7 @@ pub async fn keep_running(
     restart: impl Fn() -> BoxFuture<'static, anyhow::Result<()>>,
 ) -> anyhow::Result<()> {
     // At 0 from the start, so that a dashboard shows 0 rather than no data.
-    metrics::counter!("service_restarts_total", "service" => name).absolute(0);
+    metrics::counter!("service_restarts_total", "service" => name).increment(0);
     let mut backoff = Duration::from_secs(1);
     let mut started = tokio::time::Instant::now();
     let mut result = first.await;
