@@ -30,6 +30,8 @@ pub struct Setup {
     pub payment_delay: Duration,
     /// Added to order-service's environment (e.g. `ORDER_PAYMENT_TIMEOUT_SECS`).
     pub order_env: Vec<(&'static str, String)>,
+    /// Added to every process's environment (e.g. `OTEL_EXPORTER_OTLP_ENDPOINT`).
+    pub env: Vec<(&'static str, String)>,
 }
 
 impl Setup {
@@ -39,6 +41,7 @@ impl Setup {
             payment_replicas: 1,
             payment_delay: Duration::from_millis(20),
             order_env: Vec::new(),
+            env: Vec::new(),
         }
     }
 }
@@ -137,10 +140,12 @@ impl ProcessPipeline {
         let (order_url, payment_url, email_url) =
             (database("order"), database("payment"), database("email"));
         let broker = |db: &str| {
-            vec![
+            let mut env = setup.env.clone();
+            env.extend([
                 ("DATABASE_URL", db.to_owned()),
                 ("RABBITMQ_URL", setup.rabbitmq_url.clone()),
-            ]
+            ]);
+            env
         };
         let mut order_env = broker(&order_url);
         order_env.extend(setup.order_env.iter().cloned());
@@ -159,15 +164,14 @@ impl ProcessPipeline {
             ("SMTP_PORT", smtp.port.to_string()),
         ]);
         consumers.push(Process::new("email-service", email_env));
-        let gateway = Process::new(
-            "gateway",
-            vec![
-                ("ORDER_SERVICE_URL", consumers[0].url()),
-                ("PAYMENT_SERVICE_URL", consumers[1].url()),
-                ("EMAIL_SERVICE_URL", consumers[consumers.len() - 1].url()),
-                ("RATE_LIMIT_PER_SECOND", "0".into()),
-            ],
-        );
+        let mut gateway_env = setup.env.clone();
+        gateway_env.extend([
+            ("ORDER_SERVICE_URL", consumers[0].url()),
+            ("PAYMENT_SERVICE_URL", consumers[1].url()),
+            ("EMAIL_SERVICE_URL", consumers[consumers.len() - 1].url()),
+            ("RATE_LIMIT_PER_SECOND", "0".into()),
+        ]);
+        let gateway = Process::new("gateway", gateway_env);
         let pipeline = Self {
             gateway: gateway.url(),
             http: reqwest::Client::new(),

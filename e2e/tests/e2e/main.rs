@@ -14,6 +14,7 @@ mod kubernetes;
 mod layout;
 mod least_privilege;
 mod metrics;
+mod otlp;
 mod postgres_crash;
 mod prometheus;
 mod repository;
