@@ -156,6 +156,8 @@ impl Pipeline {
                 timeout: Duration::from_secs(10),
             },
             email_from: "noreply@ecommerce.com".parse().unwrap(),
+            reply_to: None,
+            branding: email_service::templates::Branding::defaults("noreply@ecommerce.com"),
         };
         let email = email_service::Application::build(settings.clone())
             .await

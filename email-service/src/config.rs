@@ -6,7 +6,7 @@ use lettre::message::Mailbox;
 use messaging::{AmqpSettings, db::DatabaseSettings};
 use runtime::config::{self, ConfigError, Secret};
 
-use crate::email;
+use crate::{email, templates::Branding};
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -19,6 +19,12 @@ pub struct Settings {
     /// `EMAIL_FROM`, default `noreply@ecommerce.com`: the sender, and the
     /// domain of every `Message-ID`.
     pub email_from: Mailbox,
+    /// `EMAIL_REPLY_TO`, default none: the `Reply-To` of every email.
+    pub reply_to: Option<Mailbox>,
+    /// `SHOP_NAME` (default `E-commerce`), `ORDER_URL_TEMPLATE` (default
+    /// `http://localhost:9000/api/orders/{id}`) and `SUPPORT_EMAIL` (default
+    /// the sender's address): what every email's layout shows.
+    pub branding: Branding,
 }
 
 #[derive(Debug, Clone)]
@@ -78,9 +84,57 @@ impl Settings {
             database,
             amqp,
             smtp: SmtpSettings::from_env()?,
+            reply_to: mailbox("EMAIL_REPLY_TO")?,
+            branding: branding(&email_from()?)?,
             email_from: email_from()?,
         })
     }
+}
+
+fn branding(from: &Mailbox) -> Result<Branding, ConfigError> {
+    let defaults = Branding::defaults(from.email.as_ref());
+    let order_url_template = order_url_template(config::var_or(
+        "ORDER_URL_TEMPLATE",
+        &defaults.order_url_template,
+    )?)?;
+    let support = match mailbox("SUPPORT_EMAIL")? {
+        Some(mailbox) => mailbox.email.to_string(),
+        None => defaults.support.clone(),
+    };
+    Ok(Branding {
+        shop_name: config::var_or("SHOP_NAME", &defaults.shop_name)?,
+        order_url_template,
+        support,
+        ..defaults
+    })
+}
+
+/// `ORDER_URL_TEMPLATE` if it is an `http(s)` URL with `{id}` in it.
+fn order_url_template(raw: String) -> Result<String, ConfigError> {
+    let http = raw.starts_with("http://") || raw.starts_with("https://");
+    if !http || !raw.contains("{id}") {
+        return Err(ConfigError::new(
+            "ORDER_URL_TEMPLATE",
+            format!("{raw:?} is not an http(s) URL with {{id}} in it"),
+        ));
+    }
+    Ok(raw)
+}
+
+/// An optional address variable as a mailbox, control characters stripped
+/// from its display name.
+fn mailbox(name: &str) -> Result<Option<Mailbox>, ConfigError> {
+    let Some(raw) = config::var(name)? else {
+        return Ok(None);
+    };
+    let mailbox: Mailbox = raw
+        .trim()
+        .parse()
+        .map_err(|e| ConfigError::new(name, format!("{raw:?}: {e}")))?;
+    Ok(Some(email::safe_mailbox(
+        mailbox.name.as_deref(),
+        mailbox.email,
+    )))
 }
 
 impl SmtpSettings {
@@ -116,15 +170,15 @@ impl SmtpSettings {
 }
 
 /// `EMAIL_FROM` as a mailbox (`noreply@shop.example` or `Shop <noreply@shop.example>`).
+/// lettre panics when a display name holds CR, LF or NUL (fault S6 in
+/// `docs/guarantees.md`): [`mailbox`] strips every control character.
 fn email_from() -> Result<Mailbox, ConfigError> {
-    let raw = config::var_or("EMAIL_FROM", "noreply@ecommerce.com")?;
-    let mailbox: Mailbox = raw
-        .trim()
-        .parse()
-        .map_err(|e| ConfigError::new("EMAIL_FROM", format!("{raw:?}: {e}")))?;
-    // lettre panics when a display name holds CR, LF or NUL (fault S6 in
-    // `docs/guarantees.md`); strip every control character.
-    Ok(email::safe_mailbox(mailbox.name.as_deref(), mailbox.email))
+    Ok(mailbox("EMAIL_FROM")?.unwrap_or_else(|| {
+        Mailbox::new(
+            None,
+            "noreply@ecommerce.com".parse().expect("a valid default"),
+        )
+    }))
 }
 
 #[cfg(test)]
@@ -142,5 +196,15 @@ mod tests {
                 .unwrap_err()
                 .contains("none, starttls, tls")
         );
+    }
+
+    #[test]
+    fn an_order_url_without_its_id_or_not_http_is_refused() {
+        let good = "https://shop.example/orders/{id}";
+        assert_eq!(order_url_template(good.into()).unwrap(), good);
+        for bad in ["https://shop.example/orders", "javascript:alert({id})"] {
+            let error = order_url_template(bad.into()).unwrap_err().to_string();
+            assert!(error.contains("ORDER_URL_TEMPLATE"), "{error}");
+        }
     }
 }

@@ -76,7 +76,11 @@ impl runtime::service::Service for Application {
         // One handler for the three queues: they share its batched statements.
         let handler = Arc::new(EmailHandler::new(
             pool.clone(),
-            Composer::new(settings.email_from.clone()),
+            Composer::new(
+                settings.email_from.clone(),
+                settings.reply_to.clone(),
+                settings.branding.clone(),
+            ),
             mailer.clone(),
         ));
         let journal = Journal::new(pool.clone(), SERVICE);

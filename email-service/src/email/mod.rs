@@ -13,12 +13,15 @@
 use contract::events::OrderCreatedItem;
 use lettre::{
     Address, Message,
-    message::{Mailbox, MultiPart},
+    message::{
+        Mailbox, MultiPart,
+        header::{Header, HeaderName, HeaderValue},
+    },
 };
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
-use crate::templates::{self, Line, Outcome, View};
+use crate::templates::{self, Branding, Line, Outcome, View};
 
 mod events;
 #[cfg(test)]
@@ -87,17 +90,45 @@ pub enum ComposeError {
     LineOutOfRange(usize),
     #[error("building the message: {0}")]
     Build(#[from] lettre::error::Error),
+    #[error("rendering the message: {0}")]
+    Render(#[from] askama::Error),
 }
 
-/// Builds emails from the configured sender.
+/// `Auto-Submitted: auto-generated` (RFC 3834): sent by a program, so
+/// auto-responders (out of office, vacation) do not answer it.
+#[derive(Debug, Clone, Copy)]
+struct AutoSubmitted;
+
+impl Header for AutoSubmitted {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("Auto-Submitted")
+    }
+
+    fn parse(_: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(Self)
+    }
+
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), "auto-generated".to_owned())
+    }
+}
+
+/// Builds emails from the configured sender, in the shop's layout.
 #[derive(Debug, Clone)]
 pub struct Composer {
     from: Mailbox,
+    /// `EMAIL_REPLY_TO`: where a customer's answer goes, when set.
+    reply_to: Option<Mailbox>,
+    branding: Branding,
 }
 
 impl Composer {
-    pub fn new(from: Mailbox) -> Self {
-        Self { from }
+    pub fn new(from: Mailbox, reply_to: Option<Mailbox>, branding: Branding) -> Self {
+        Self {
+            from,
+            reply_to,
+            branding,
+        }
     }
 
     /// Derived from the order and the kind alone, so every copy of one email
@@ -132,15 +163,21 @@ impl Composer {
             outcome,
         };
         let message_id = self.message_id(letter.order_id, kind);
-        let message = Message::builder()
+        // Transactional: no List-Unsubscribe (that is for mailing lists).
+        // lettre adds Date and MIME-Version; the text part comes first.
+        let mut builder = Message::builder()
             .from(self.from.clone())
             .to(safe_mailbox(None, recipient.clone()))
             .subject(templates::subject(&view))
             .message_id(Some(message_id.clone()))
-            .multipart(MultiPart::alternative_plain_html(
-                templates::text(&view),
-                templates::html(&view),
-            ))?;
+            .header(AutoSubmitted);
+        if let Some(reply_to) = &self.reply_to {
+            builder = builder.reply_to(reply_to.clone());
+        }
+        let message = builder.multipart(MultiPart::alternative_plain_html(
+            templates::text(&view, &self.branding)?,
+            templates::html(&view, &self.branding)?,
+        ))?;
         Ok(Email {
             kind,
             recipient,

@@ -69,7 +69,11 @@ fn refunded(email: &str) -> RefundProcessed {
 }
 
 fn composer() -> Composer {
-    Composer::new("noreply@ecommerce.com".parse().unwrap())
+    Composer::new(
+        "noreply@ecommerce.com".parse().unwrap(),
+        None,
+        Branding::defaults("noreply@ecommerce.com"),
+    )
 }
 
 fn raw(email: &Email) -> String {
@@ -218,5 +222,37 @@ fn every_kind_has_its_own_log_value() {
     assert_eq!(
         values,
         ["confirmation", "payment_failed", "cancelled", "refund"]
+    );
+}
+
+/// What real providers expect of transactional mail: a date, a mark that a
+/// program sent it (so auto-responders stay quiet), no List-Unsubscribe (it
+/// is not a mailing list), a Reply-To only when one is configured, and the
+/// plain text before the HTML in a multipart/alternative.
+#[test]
+fn the_headers_are_those_of_transactional_mail() {
+    let raw = raw(&composer().compose(&event("test@example.com")).unwrap());
+    let headers = raw.split("\r\n\r\n").next().unwrap();
+    assert!(headers.contains("\r\nDate: "), "{headers}");
+    assert!(
+        headers.contains("Auto-Submitted: auto-generated"),
+        "{headers}"
+    );
+    assert!(!headers.contains("List-Unsubscribe"), "{headers}");
+    assert!(!headers.contains("Reply-To"), "{headers}");
+    assert!(headers.contains("multipart/alternative"), "{headers}");
+    let text = raw.find("Content-Type: text/plain").expect("a text part");
+    let html = raw.find("Content-Type: text/html").expect("an HTML part");
+    assert!(text < html, "the text part first: {raw}");
+
+    let with_reply_to = Composer::new(
+        "noreply@ecommerce.com".parse().unwrap(),
+        Some("Support <help@ecommerce.com>".parse().unwrap()),
+        Branding::defaults("noreply@ecommerce.com"),
+    );
+    let replied = self::raw(&with_reply_to.compose(&event("test@example.com")).unwrap());
+    assert!(
+        replied.contains("Reply-To: Support <help@ecommerce.com>"),
+        "{replied}"
     );
 }

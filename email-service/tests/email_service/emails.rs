@@ -61,7 +61,10 @@ async fn a_completed_payment_sends_one_confirmation_email_with_items_total_and_t
         "{email:#}"
     );
     assert!(
-        email["html"].as_str().unwrap().contains("<td>2</td>"),
+        email["html"]
+            .as_str()
+            .unwrap()
+            .contains("white-space:nowrap;\">2</td>"),
         "{email:#}"
     );
     let row = app

@@ -63,6 +63,8 @@ pub fn settings(smtp_port: u16) -> Settings {
         amqp,
         smtp: smtp_settings(smtp_port),
         email_from: "noreply@ecommerce.com".parse().unwrap(),
+        reply_to: None,
+        branding: email_service::templates::Branding::defaults("noreply@ecommerce.com"),
     }
 }
 
@@ -320,4 +322,4 @@ pub fn hostile_item() -> OrderCreatedItem {
 
 /// [`hostile_item`]'s name as it must appear in the HTML part.
 pub const HOSTILE_ESCAPED: &str =
-    "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;Co&quot;";
+    "&#60;script&#62;alert(&#39;x&#39;)&#60;/script&#62; &#38; &#34;Co&#34;";
