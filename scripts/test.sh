@@ -13,7 +13,8 @@
 #      for the API fuzz test, and kubectl and kubernetes-validate into
 #      target/tools/ for the checks of deploy/kubernetes/, and promtool and
 #      amtool (Debian's prometheus packages, unpacked) into
-#      target/tools/prometheus for those of deploy/prometheus/, if they are
+#      target/tools/prometheus for those of deploy/prometheus/, and Debian's
+#      chromium (apt-get, as root) for the email rendering test, if they are
 #      not there yet;
 #   5. runs `cargo nextest run --workspace --all-features --no-fail-fast "$@"`,
 #      then (on a full run, without arguments) the ignored tests, one at a
@@ -317,6 +318,26 @@ elif (($# == 0)); then
     exit 1
 else
     log "WARNING: could not install promtool and amtool; the monitoring test will fail"
+fi
+
+# Headless Chromium renders every kind of email as a reader sees it
+# (email-service/tests/email_service/browser.rs), part of every run: Debian's
+# `chromium` package, installed with apt-get when it is missing (as root).
+install_chromium() {
+    have chromium && return 0
+    have apt-get || return 1
+    log "installing chromium (Debian package) for the email rendering test"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1 ||
+        { apt-get update -q >/dev/null 2>&1 &&
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null; }
+}
+if install_chromium; then
+    export CHROMIUM="${CHROMIUM:-$(command -v chromium)}"
+elif (($# == 0)); then
+    log "ERROR: could not install chromium (apt-get, root and Debian's package archive are needed)"
+    exit 1
+else
+    log "WARNING: could not install chromium; the email rendering test will fail"
 fi
 
 # With the compose broker there is no local rabbitmqctl: the tests that need

@@ -2,6 +2,7 @@
 //! PostgreSQL and RabbitMQ and an in-process SMTP server.
 
 mod batched_statements;
+mod browser;
 mod crash;
 mod database_outage;
 mod emails;
