@@ -256,7 +256,8 @@ impl runtime::health::ReadinessCheck for PostgresCheck {
     }
 
     fn record_gauges(&self) {
-        let in_use = self.0.size() as usize - self.0.num_idle();
+        // Read one after the other: the pool may change in between.
+        let in_use = (self.0.size() as usize).saturating_sub(self.0.num_idle());
         metrics::gauge!("db_pool_connections_in_use").set(in_use as f64);
         metrics::gauge!("db_pool_max_connections")
             .set(f64::from(self.0.options().get_max_connections()));
