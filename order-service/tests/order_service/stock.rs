@@ -9,6 +9,8 @@ use serde_json::{Value, json};
 use test_support::eventually;
 use uuid::Uuid;
 
+use order_service::db::stock::store_orders;
+
 use crate::helpers::{TestApp, payment_for};
 
 fn laptops(quantity: i64) -> Value {
@@ -163,32 +165,41 @@ async fn units_given_back_are_only_those_the_order_took() {
     app.stop().await;
 }
 
-/// Two transactions storing orders for the last unit: the second waits for
-/// the first's lock on the product's row and then finds nothing left (not
-/// an error, and not a sale of a unit that is gone).
-#[tokio::test]
-async fn the_second_of_two_transactions_for_the_last_unit_waits_and_finds_none() {
-    use order_service::db::stock::{Shortage, store_orders};
-    let app = TestApp::spawn().await;
+/// Takes the last unit of product 1 in a transaction left open, runs
+/// `second` meanwhile, commits once `second` waits for the product's row,
+/// and answers what `second` answered.
+async fn while_the_last_unit_is_taken<T: Send + 'static>(
+    app: &TestApp,
+    second: impl Future<Output = T> + Send + 'static,
+) -> T {
     app.set_stock(1, Some(1)).await;
-
     let mut first = app.pool.begin().await.unwrap();
     let stored = store_orders(&mut first, &[crate::helpers::order_write(1)])
         .await
         .unwrap();
     assert_eq!(stored, [Ok(())]);
+    let second = tokio::spawn(second);
+    app.wait_for_a_lock_waiter().await;
+    first.commit().await.unwrap();
+    second.await.unwrap()
+}
 
+/// Two transactions storing orders for the last unit: the second waits for
+/// the first's lock on the product's row and then finds nothing left (not
+/// an error, and not a sale of a unit that is gone).
+#[tokio::test]
+async fn the_second_of_two_transactions_for_the_last_unit_waits_and_finds_none() {
+    use order_service::db::stock::Shortage;
+    let app = TestApp::spawn().await;
     let pool = app.pool.clone();
-    let second = tokio::spawn(async move {
+    let stored = while_the_last_unit_is_taken(&app, async move {
         let mut tx = pool.begin().await.unwrap();
         let stored = store_orders(&mut tx, &[crate::helpers::order_write(2)]).await;
         tx.commit().await.unwrap();
         stored
-    });
-    app.wait_for_a_lock_waiter().await;
-    first.commit().await.unwrap();
-
-    let stored = second.await.unwrap().expect("a shortage is not an error");
+    })
+    .await
+    .expect("a shortage is not an error");
     assert_eq!(
         stored,
         [Err(Shortage {
@@ -241,25 +252,15 @@ async fn one_statement_stores_a_batch_only_if_the_stock_covers_all_of_it() {
 /// take a unit that is gone.
 #[tokio::test]
 async fn one_statement_waits_for_the_rows_lock_and_then_finds_the_last_unit_gone() {
-    use order_service::db::{orders::insert_orders_if_stocked, stock::store_orders};
+    use order_service::db::orders::insert_orders_if_stocked;
     let app = TestApp::spawn().await;
-    app.set_stock(1, Some(1)).await;
-
-    let mut first = app.pool.begin().await.unwrap();
-    let stored = store_orders(&mut first, &[crate::helpers::order_write(1)])
-        .await
-        .unwrap();
-    assert_eq!(stored, [Ok(())]);
-
     let pool = app.pool.clone();
-    let second = tokio::spawn(async move {
+    let stored = while_the_last_unit_is_taken(&app, async move {
         let write = crate::helpers::order_write(2);
         insert_orders_if_stocked(&pool, &[&write]).await
-    });
-    app.wait_for_a_lock_waiter().await;
-    first.commit().await.unwrap();
-
-    let stored = second.await.unwrap().expect("a shortage is not an error");
+    })
+    .await
+    .expect("a shortage is not an error");
     assert!(!stored);
     assert_eq!(app.stock(1).await, Some(0));
     assert_eq!(count(&app, "SELECT count(*) FROM orders").await, 1);
