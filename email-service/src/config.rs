@@ -79,14 +79,15 @@ impl Settings {
         // mail in flight.
         let amqp = AmqpSettings::from_env(200, &[10_000, 60_000, 300_000])?;
         let database = DatabaseSettings::from_env("email_db")?;
+        let email_from = email_from()?;
         Ok(Self {
             bind_addr: config::parse_or("BIND_ADDR", SocketAddr::from(([0, 0, 0, 0], 8003)))?,
             database,
             amqp,
             smtp: SmtpSettings::from_env()?,
             reply_to: mailbox("EMAIL_REPLY_TO")?,
-            branding: branding(&email_from()?)?,
-            email_from: email_from()?,
+            branding: branding(&email_from)?,
+            email_from,
         })
     }
 }
